@@ -1,0 +1,1 @@
+"""A WebSocket import hub for chess games."""

@@ -1,0 +1,142 @@
+"""Litestar wiring: routes, lifespan and static files."""
+
+from __future__ import annotations
+
+import contextlib
+import os
+import time
+from collections.abc import AsyncIterator
+from pathlib import Path
+from typing import Any
+
+from litestar import Litestar, MediaType, WebSocket, get, websocket
+from litestar.datastructures import State
+from litestar.exceptions import NotFoundException
+from litestar.response import File
+from litestar.static_files import create_static_files_router
+
+from hub import protocol as p
+from hub.fanout import Fanout
+from hub.fetch import make_sources
+from hub.fetch.http import Http
+from hub.mailbox import MailboxStats
+from hub.queue.core import Slots
+from hub.queue.eta import Ewma
+from hub.queue.local import LocalQueue
+from hub.service import ImportHub
+from hub.session import serve_socket
+from hub.settings import Settings
+from hub.store import PlayerSummary, open_store
+
+STATIC = Path(os.environ.get("HUB_STATIC_DIR", Path(__file__).resolve().parent.parent / "static"))
+
+
+def build_slots(settings: Settings) -> Slots:
+    lanes = {"chesscom": settings.lane_chesscom, "lichess": settings.lane_lichess}
+    priors = {
+        "chesscom": Ewma(settings.eta_prior_chesscom_s, settings.eta_page_chesscom_s, settings.eta_alpha),
+        "lichess": Ewma(settings.eta_prior_lichess_s, settings.eta_page_lichess_s, settings.eta_alpha),
+    }
+    return Slots(settings.max_concurrent_imports, lanes, priors, settings.resume_grace_s)
+
+
+def _hub(state: State) -> ImportHub:
+    hub: ImportHub = state.hub
+    return hub
+
+
+@websocket("/ws")
+async def ws(socket: WebSocket[Any, Any, Any]) -> None:
+    await socket.accept()
+    await serve_socket(socket, _hub(socket.app.state), socket.app.state.mailbox_stats)
+
+
+@get("/healthz", media_type=MediaType.JSON)
+async def healthz() -> dict[str, str]:
+    return {"status": "ok"}
+
+
+@get("/api/queue")
+async def queue_board(state: State) -> p.Board:
+    return _hub(state).fanout.board()
+
+
+@get("/api/imports/{import_id:str}")
+async def import_state(state: State, import_id: str) -> dict[str, Any]:
+    record = await _hub(state).store.get_import(import_id)
+    if record is None:
+        raise NotFoundException(f"No import {import_id!r}.")
+    return {
+        "import_id": record.id,
+        "source": record.source,
+        "username": record.username,
+        "state": record.state,
+        "created_at": record.created_at,
+        "started_at": record.started_at,
+        "finished_at": record.finished_at,
+        "pages": record.pages,
+        "pages_total": record.pages_total,
+        "games": record.games,
+        "error": record.error,
+        "message": record.message,
+    }
+
+
+@get("/api/players/{source:str}/{username:str}/summary")
+async def player_summary(state: State, source: str, username: str) -> PlayerSummary:
+    if source not in p.SOURCES:
+        raise NotFoundException(f"Unknown source {source!r}.")
+    return await _hub(state).store.player_summary(source, username.lower())
+
+
+@get("/", include_in_schema=False)
+async def index() -> File:
+    return File(STATIC / "index.html", content_disposition_type="inline")
+
+
+@get("/favicon.ico", include_in_schema=False)
+async def favicon() -> File:
+    return File(STATIC / "favicon.ico", content_disposition_type="inline", media_type="image/x-icon")
+
+
+def create_app(settings: Settings, sim: Any = None) -> Litestar:
+    """Build the app; `sim` is a SimConfig to run the upstream simulator in-process."""
+
+    @contextlib.asynccontextmanager
+    async def lifespan(app: Litestar) -> AsyncIterator[None]:
+        nonlocal settings
+        async with contextlib.AsyncExitStack() as stack:
+            if sim is not None:
+                from hub.sim import start_sim
+
+                runner, port = await start_sim(sim)
+                stack.push_async_callback(runner.cleanup)
+                base = f"http://127.0.0.1:{port}"
+                settings = msgspec_replace(settings, chesscom_url=base, lichess_url=base)
+            store = open_store(settings.database_url)
+            await store.connect()
+            stack.push_async_callback(store.close)
+            http = await Http.open(settings)
+            stack.push_async_callback(http.close)
+            slots = build_slots(settings)
+            fanout = Fanout(slots, time.monotonic, settings.board_hz, settings.queued_hz)
+            queue = LocalQueue(slots, time.monotonic)
+            hub = ImportHub(settings, store, make_sources(http, settings), queue, fanout)
+            await hub.start()
+            stack.push_async_callback(hub.stop)
+            app.state.hub = hub
+            app.state.http = http
+            app.state.mailbox_stats = MailboxStats()
+            yield
+
+    static = create_static_files_router(path="/static", directories=[STATIC], include_in_schema=False)
+    return Litestar(
+        route_handlers=[ws, healthz, queue_board, import_state, player_summary, index, favicon, static],
+        lifespan=[lifespan],
+    )
+
+
+def msgspec_replace(settings: Settings, **changes: Any) -> Settings:
+    import msgspec
+
+    return msgspec.structs.replace(settings, **changes)

@@ -1,0 +1,213 @@
+"""Who follows which import, and pushing positions, progress and the board to them."""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+from collections.abc import Callable
+from dataclasses import dataclass, field
+
+from hub import protocol as p
+from hub.mailbox import Mailbox
+from hub.queue.core import Slots
+
+
+@dataclass(eq=False)
+class Client:
+    """One socket: its mailbox and what it follows."""
+
+    mailbox: Mailbox
+    address: str = ""
+    tickets: dict[str, str] = field(default_factory=dict)  # ticket -> import_id
+    watching: bool = False
+    # import_id -> (position, eta_s, when) of the last `queued` sent
+    sent: dict[str, tuple[int, float, float]] = field(default_factory=dict)
+
+    def put(self, message: p.ServerMessage) -> None:
+        self.mailbox.put(p.encode(message))
+
+    def put_text(self, text: str) -> None:
+        self.mailbox.put(text)
+
+
+class Fanout:
+    """Never awaits a socket: every message goes into a mailbox that its own task drains."""
+
+    def __init__(
+        self,
+        slots: Slots,
+        clock: Callable[[], float],
+        board_hz: float = 4.0,
+        queued_hz: float = 2.0,
+        board_rows: int = 100,
+    ) -> None:
+        self.slots = slots
+        self.clock = clock
+        self.board_interval = 1.0 / board_hz
+        self.queued_interval = 1.0 / queued_hz
+        self.board_rows = board_rows
+        self.clients: set[Client] = set()
+        self.watchers: set[Client] = set()
+        self.followers: dict[str, dict[Client, int]] = {}
+        self.ticket_clients: dict[str, set[Client]] = {}
+        self.ticket_import: dict[str, str] = {}
+        self._positions_due = False
+        self._board_due = asyncio.Event()
+        self._tasks: list[asyncio.Task[None]] = []
+
+    async def start(self) -> None:
+        self._tasks = [
+            asyncio.create_task(self._board_forever(), name="board"),
+            asyncio.create_task(self._positions_forever(), name="positions"),
+        ]
+
+    async def stop(self) -> None:
+        for task in self._tasks:
+            task.cancel()
+        for task in self._tasks:
+            with contextlib.suppress(asyncio.CancelledError):
+                await task
+
+    # -- membership -------------------------------------------------------
+
+    def connect(self, client: Client) -> None:
+        self.clients.add(client)
+
+    def watch(self, client: Client) -> None:
+        client.watching = True
+        self.watchers.add(client)
+        client.mailbox.offer("queue", p.encode(self.board(client)))
+
+    def follow(self, client: Client, ticket: str, import_id: str) -> None:
+        if ticket in client.tickets:
+            return
+        client.tickets[ticket] = import_id
+        self.ticket_clients.setdefault(ticket, set()).add(client)
+        self.ticket_import[ticket] = import_id
+        counts = self.followers.setdefault(import_id, {})
+        counts[client] = counts.get(client, 0) + 1
+
+    def _unfollow(self, client: Client, ticket: str) -> None:
+        import_id = client.tickets.pop(ticket, None)
+        if import_id is None:
+            return
+        counts = self.followers.get(import_id, {})
+        counts[client] = counts.get(client, 1) - 1
+        if counts[client] <= 0:
+            del counts[client]
+            client.sent.pop(import_id, None)
+            client.mailbox.discard("queued:" + import_id)
+        if not counts:
+            self.followers.pop(import_id, None)
+
+    def release(self, ticket: str) -> None:
+        """The ticket ended: nobody follows the import through it any more."""
+        for client in self.ticket_clients.pop(ticket, set()):
+            self._unfollow(client, ticket)
+        self.ticket_import.pop(ticket, None)
+
+    def drop_client(self, client: Client) -> list[str]:
+        """A socket closed; returns the tickets it followed."""
+        tickets = list(client.tickets)
+        for ticket in tickets:
+            self._unfollow(client, ticket)
+            held = self.ticket_clients.get(ticket)
+            if held is not None:
+                held.discard(client)
+        self.clients.discard(client)
+        self.watchers.discard(client)
+        client.mailbox.close()
+        return tickets
+
+    # -- pushing ----------------------------------------------------------
+
+    def to_import(self, import_id: str, message: p.ServerMessage) -> None:
+        self.to_import_text(import_id, p.encode(message), started=isinstance(message, p.Started))
+
+    def to_import_text(self, import_id: str, text: str, started: bool = False) -> None:
+        for client in self.followers.get(import_id, {}):
+            if started:
+                client.mailbox.discard("queued:" + import_id)
+                client.sent.pop(import_id, None)
+            client.mailbox.put(text)
+
+    def line_changed(self) -> None:
+        self._board_due.set()
+        if not self._positions_due:
+            self._positions_due = True
+            asyncio.get_running_loop().call_soon(self.publish_positions)
+
+    def publish_positions(self, force: Client | None = None) -> None:
+        """Send each follower of a waiting import its position and wait, when they moved.
+
+        A position change goes out at once. A wait that only drifted goes out
+        when it moved by more than 1 s and 10 % from what the browser is
+        counting down, and at most `queued_hz` times a second.
+        """
+        self._positions_due = False
+        line = self.slots.line
+        if force is None and not any(i in self.followers for i in line):
+            return
+        now = self.clock()
+        estimates = self.slots.estimates(now)
+        total, free = self.slots.slots, self.slots.free
+        targets = (
+            [(i, force) for i in force.tickets.values() if i in estimates]
+            if force is not None
+            else [(i, c) for i in estimates if i in self.followers for c in self.followers[i]]
+        )
+        for import_id, client in targets:
+            est = estimates[import_id]
+            eta = round(est.eta_s, 1) if est.eta_s != float("inf") else 1e9
+            last = client.sent.get(import_id)
+            if force is None and last is not None:
+                position, last_eta, when = last
+                counted_down = max(last_eta - (now - when), 0.0)
+                drift = abs(eta - counted_down)
+                moved = drift > 1.0 and drift > 0.1 * max(counted_down, 1.0)
+                if est.position >= position and not (
+                    moved and now - when >= self.queued_interval
+                ):
+                    continue
+            client.sent[import_id] = (est.position, eta, now)
+            client.mailbox.offer(
+                "queued:" + import_id,
+                p.encode(
+                    p.Queued(import_id, est.position, est.position - 1, eta, total, free)
+                ),
+            )
+
+    async def _positions_forever(self) -> None:
+        # Estimates drift as running imports progress; catch what events did not.
+        while True:
+            await asyncio.sleep(self.queued_interval)
+            self.publish_positions()
+
+    def board(self, viewer: Client | None = None) -> p.Board:
+        mine = set(viewer.tickets.values()) if viewer is not None else set()
+
+        def name(import_id: str, username: str) -> str:
+            return username if import_id in mine else p.mask(username)
+
+        running = [
+            p.RunningRow(e.import_id, e.source, name(e.import_id, e.username), e.pages, e.pages_total)
+            for e in self.slots.running.values()
+        ]
+        waiting = []
+        for position, e in enumerate(self.slots.line.values(), start=1):
+            if position > self.board_rows:
+                break
+            waiting.append(p.WaitingRow(position, e.source, name(e.import_id, e.username)))
+        return p.Board(self.slots.slots, self.slots.free, running, waiting, len(self.slots.line))
+
+    async def _board_forever(self) -> None:
+        while True:
+            await self._board_due.wait()
+            self._board_due.clear()
+            if self.watchers:
+                shared = p.encode(self.board())
+                for client in self.watchers:
+                    # Only a socket that holds a ticket on the board sees its full name.
+                    text = p.encode(self.board(client)) if client.tickets else shared
+                    client.mailbox.offer("queue", text)
+            await asyncio.sleep(self.board_interval)

@@ -1,0 +1,82 @@
+"""One import: source pages into the store, with a progress event per stored page."""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+from collections.abc import Callable
+from dataclasses import dataclass
+
+from hub.errors import Cancelled, HubError
+from hub.fetch.base import Source, WaitCallback
+from hub.store.base import Store
+
+log = logging.getLogger("hub.importer")
+
+
+@dataclass
+class Outcome:
+    state: str  # done | failed | cancelled
+    pages: int = 0
+    games_new: int = 0
+    games_total: int = 0
+    code: str | None = None
+    message: str | None = None
+
+
+OnPage = Callable[[int, int, int], None]  # (page, pages, games stored so far)
+
+
+async def run_import(
+    import_id: str,
+    source: Source,
+    username: str,
+    store: Store,
+    stop: asyncio.Event,
+    on_page: OnPage,
+    on_wait: WaitCallback,
+    wall: Callable[[], float],
+) -> Outcome:
+    """Fetch and store every page, stopping at a page boundary when asked.
+
+    Pages already stored stay stored on every path: each page is its own
+    transaction, and the player's cursor moves with it.
+    """
+    outcome = Outcome(state="done")
+    try:
+        await store.mark_running(import_id, wall())
+        cursor = await store.get_cursor(source.name, username)
+        async for page in source.pages(username, cursor, on_wait):
+            new = await store.store_page(
+                import_id, source.name, username, page.rows, page.pages_total, page.cursor
+            )
+            outcome.pages += 1
+            outcome.games_new += new
+            pages = max(page.pages_total or 0, outcome.pages)
+            on_page(outcome.pages, pages, outcome.games_new)
+            if stop.is_set():
+                raise Cancelled()
+        outcome.games_total = await store.count_games(source.name, username)
+    except HubError as exc:
+        outcome.state = "cancelled" if isinstance(exc, Cancelled) else "failed"
+        outcome.code, outcome.message = exc.code, exc.message
+    except asyncio.CancelledError:
+        # The hub is shutting down: the stored pages are the checkpoint.
+        outcome.state, outcome.code = "failed", "interrupted"
+        outcome.message = "The hub restarted during the import; import again to continue."
+        await _record(store, import_id, outcome, wall)
+        raise
+    except Exception:
+        log.exception("import crashed", extra={"import_id": import_id})
+        outcome.state, outcome.code = "failed", "internal"
+        outcome.message = "The import failed inside the hub; the games stored so far are kept."
+    await _record(store, import_id, outcome, wall)
+    return outcome
+
+
+async def _record(store: Store, import_id: str, outcome: Outcome, wall: Callable[[], float]) -> None:
+    try:
+        await store.finish_import(import_id, outcome.state, wall(), outcome.code, outcome.message)
+    except Exception:
+        # The outcome still reaches the browser; only the history row is stale.
+        log.exception("could not record the end of an import", extra={"import_id": import_id})

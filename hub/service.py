@@ -1,0 +1,306 @@
+"""The hub: tickets, admission decisions, imports and what each socket is told."""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+import secrets
+import time
+from collections.abc import Callable, Coroutine, Iterable
+from typing import Any
+from dataclasses import dataclass, field
+
+from hub import protocol as p
+from hub.errors import HubError
+from hub.fanout import Client, Fanout
+from hub.fetch.base import Source
+from hub.importer import Outcome, run_import
+from hub.queue.core import Admit, Decision, Drop, Entry, LineChanged, Release, Stop, UnknownTicket
+from hub.queue.local import LocalQueue
+from hub.settings import Settings
+from hub.store.base import ImportRecord, Store
+
+log = logging.getLogger("hub")
+
+
+@dataclass
+class Running:
+    task: asyncio.Task[Outcome]
+    stop: asyncio.Event = field(default_factory=asyncio.Event)
+    last_progress: str | None = None
+    games: int = 0
+
+
+class ImportHub:
+    """Turns client requests into queue events and queue decisions into messages."""
+
+    def __init__(
+        self,
+        settings: Settings,
+        store: Store,
+        sources: dict[str, Source],
+        queue: LocalQueue,
+        fanout: Fanout,
+        clock: Callable[[], float] = time.monotonic,
+        wall: Callable[[], float] = time.time,
+    ) -> None:
+        self.settings = settings
+        self.store = store
+        self.sources = sources
+        self.queue = queue
+        self.fanout = fanout
+        self.clock = clock
+        self.wall = wall
+        queue.apply = self.apply
+        self.running: dict[str, Running] = {}
+        self.background: set[asyncio.Task[None]] = set()
+        # Finished tickets, so a page that reloads right after the end still learns it.
+        self.recent: dict[str, tuple[float, str, str]] = {}
+
+    @property
+    def slots(self) -> int:
+        return self.queue.slots.slots
+
+    # -- lifecycle --------------------------------------------------------
+
+    async def start(self) -> None:
+        await self.queue.start()
+        await self.fanout.start()
+
+    async def stop(self) -> None:
+        await self.queue.stop()
+        await self.fanout.stop()
+        tasks = [r.task for r in self.running.values()] + list(self.background)
+        for task in tasks:
+            task.cancel()
+        for task in tasks:
+            with contextlib.suppress(asyncio.CancelledError, Exception):
+                await task
+
+    # -- client requests --------------------------------------------------
+
+    def hello(self) -> p.Hello:
+        s = self.queue.slots
+        return p.Hello(p.PROTOCOL, s.slots, s.free, len(s.line))
+
+    async def request_import(self, client: Client, source: str, username: str) -> None:
+        ticket = secrets.token_urlsafe(24)  # 192 bits
+        import_id = secrets.token_hex(8)
+        entry, joined = await self.queue.join(ticket, import_id, source, username.lower())
+        if not joined:
+            await self.store.create_import(
+                ImportRecord(
+                    id=entry.import_id,
+                    source=source,
+                    username=entry.username,
+                    state="queued",
+                    created_at=self.wall(),
+                )
+            )
+        self.fanout.follow(client, ticket, entry.import_id)
+        client.put(
+            p.TicketMsg(ticket, entry.import_id, source, entry.username, joined=joined)
+        )
+        self._greet(client, entry)
+        if entry.state == "waiting" and not joined:
+            self._probe(entry)
+
+    async def resume(self, client: Client, ticket: str) -> None:
+        try:
+            entry = await self.queue.attach(ticket)
+        except UnknownTicket:
+            final = self._recent(ticket)
+            if final is None:
+                raise p.ProtocolError("unknown_ticket", "That ticket is not known here.") from None
+            client.put_text(final[0])
+            client.put_text(final[1])
+            return
+        self.fanout.follow(client, ticket, entry.import_id)
+        client.put(
+            p.TicketMsg(ticket, entry.import_id, entry.source, entry.username, ticket != entry.owner)
+        )
+        self._greet(client, entry)
+
+    async def cancel(self, client: Client, ticket: str) -> None:
+        try:
+            await self.queue.cancel(ticket)
+        except UnknownTicket:
+            raise p.ProtocolError("unknown_ticket", "That ticket is not known here.") from None
+
+    async def disconnected(self, client: Client) -> None:
+        for ticket in self.fanout.drop_client(client):
+            await self.queue.detach(ticket)
+
+    def _greet(self, client: Client, entry: Entry) -> None:
+        """Tell a new follower where the import stands right now."""
+        if entry.state == "waiting":
+            self.fanout.publish_positions(force=client)
+            return
+        waited = (entry.started_at or self.clock()) - entry.joined_at
+        client.put(p.Started(entry.import_id, round(waited, 3)))
+        run = self.running.get(entry.import_id)
+        if run is not None and run.last_progress is not None:
+            client.put_text(run.last_progress)
+
+    def _recent(self, ticket: str) -> tuple[str, str] | None:
+        now = self.clock()
+        for key in [k for k, v in self.recent.items() if v[0] < now]:
+            del self.recent[key]
+        hit = self.recent.get(ticket)
+        return None if hit is None else (hit[1], hit[2])
+
+    # -- queue decisions --------------------------------------------------
+
+    def apply(self, decisions: list[Decision]) -> None:
+        for d in decisions:
+            if isinstance(d, Admit):
+                self._admit(d.import_id)
+            elif isinstance(d, Drop):
+                self._dropped(d)
+            elif isinstance(d, Stop):
+                run = self.running.get(d.import_id)
+                if run is not None:
+                    run.stop.set()
+            elif isinstance(d, Release):
+                self.fanout.release(d.ticket)
+            elif isinstance(d, LineChanged):
+                self.fanout.line_changed()
+
+    def _admit(self, import_id: str) -> None:
+        entry = self.queue.slots.entries[import_id]
+        waited = self.clock() - entry.joined_at
+        log.info(
+            "slot acquired - starting import",
+            extra={
+                "import_id": import_id,
+                "source": entry.source,
+                "player": entry.username,
+                "waited_s": round(waited, 3),
+                "slots_in_use": len(self.queue.slots.running),
+            },
+        )
+        self.fanout.to_import(import_id, p.Started(import_id, round(waited, 3)))
+        task = asyncio.create_task(self._run(entry), name=f"import-{import_id}")
+        self.running[import_id] = Running(task)
+
+    def _dropped(self, d: Drop) -> None:
+        messages = {
+            "cancelled": "The import was cancelled before it started.",
+            "abandoned": "Nobody was waiting for this import any more.",
+            "player_not_found": "That player does not exist on this site.",
+        }
+        message = messages.get(d.reason, d.reason)
+        final = p.Failed(d.import_id, d.reason, message)
+        log.info(
+            "import left the line",
+            extra={"import_id": d.import_id, "source": d.source, "player": d.username,
+                   "code": d.reason},
+        )
+        self._remember(d.tickets, d.import_id, d.source, d.username, final)
+        self.fanout.to_import(d.import_id, final)
+        state = "cancelled" if d.reason == "cancelled" else "failed"
+        self._background(self.store.finish_import(d.import_id, state, self.wall(), d.reason, message))
+
+    def _remember(
+        self,
+        tickets: Iterable[str],
+        import_id: str,
+        source: str,
+        username: str,
+        final: p.ServerMessage,
+    ) -> None:
+        expires = self.clock() + self.settings.resume_grace_s
+        final_text = p.encode(final)
+        for ticket in tickets:
+            hello = p.encode(p.TicketMsg(ticket, import_id, source, username, joined=False))
+            self.recent[ticket] = (expires, hello, final_text)
+
+    def _background(self, work: Coroutine[Any, Any, None]) -> None:
+        task = asyncio.create_task(work)
+        self.background.add(task)
+        task.add_done_callback(self.background.discard)
+
+    # -- imports ----------------------------------------------------------
+
+    async def _run(self, entry: Entry) -> Outcome:
+        run = self.running[entry.import_id]
+        started = self.clock()
+        outcome = Outcome(state="failed", code="internal")
+
+        def on_page(page: int, pages: int, games: int) -> None:
+            elapsed = self.clock() - started
+            eta = elapsed / page * (pages - page) if page else None
+            msg = p.Progress(entry.import_id, page, pages, games, None if eta is None else round(eta, 1))
+            run.last_progress = p.encode(msg)
+            self.fanout.to_import_text(entry.import_id, run.last_progress)
+            run.games = games
+            self._background(self.queue.progress(entry.import_id, page, pages))
+
+        def on_wait(reason: str, retry_in_s: float) -> None:
+            msg = p.Progress(
+                entry.import_id, entry.pages, max(entry.pages_total or 0, entry.pages),
+                run.games, None, p.Waiting(reason, round(retry_in_s, 1)),
+            )
+            self.fanout.to_import(entry.import_id, msg)
+
+        try:
+            outcome = await run_import(
+                entry.import_id,
+                self.sources[entry.source],
+                entry.username,
+                self.store,
+                run.stop,
+                on_page,
+                on_wait,
+                self.wall,
+            )
+        finally:
+            self.running.pop(entry.import_id, None)
+            duration = self.clock() - started
+            final: p.ServerMessage
+            if outcome.state == "done":
+                final = p.Done(
+                    entry.import_id, outcome.games_new, outcome.games_total, outcome.pages,
+                    round(duration, 3),
+                )
+            else:
+                final = p.Failed(
+                    entry.import_id, outcome.code or "internal", outcome.message or "Import failed."
+                )
+            log.info(
+                "import finished" if outcome.state == "done" else "import failed",
+                extra={
+                    "import_id": entry.import_id,
+                    "source": entry.source,
+                    "player": entry.username,
+                    "state": outcome.state,
+                    "code": outcome.code,
+                    "duration_s": round(duration, 3),
+                    "pages": outcome.pages,
+                    "games_new": outcome.games_new,
+                    "slots_in_use": len(self.queue.slots.running) - 1,
+                },
+            )
+            self._remember(entry.tickets, entry.import_id, entry.source, entry.username, final)
+            self.fanout.to_import(entry.import_id, final)
+            await self.queue.finished(entry.import_id, outcome.state == "done")
+        return outcome
+
+    def _probe(self, entry: Entry) -> None:
+        async def probe() -> None:
+            source = self.sources[entry.source]
+            try:
+                cursor = await self.store.get_cursor(entry.source, entry.username)
+                pages = await source.probe(entry.username, cursor)
+            except HubError as exc:
+                if exc.code == "player_not_found":
+                    await self.queue.abort(entry.import_id, "player_not_found")
+                return  # the import itself will meet and report any other failure
+            except Exception:
+                log.exception("size probe failed", extra={"import_id": entry.import_id})
+                return
+            if pages is not None:
+                await self.queue.sized(entry.import_id, pages)
+
+        self._background(probe())

@@ -1,0 +1,69 @@
+"""One WebSocket connection: read client frames, answer errors, drain the mailbox."""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+from typing import Any
+
+from litestar import WebSocket
+
+from hub import protocol as p
+from hub.fanout import Client
+from hub.mailbox import Mailbox, MailboxStats
+from hub.service import ImportHub
+
+log = logging.getLogger("hub.session")
+
+
+async def serve_socket(socket: WebSocket[Any, Any, Any], hub: ImportHub, stats: MailboxStats) -> None:
+    """Speak protocol v1 on an accepted socket until it closes."""
+    client = Client(Mailbox(socket.send_text, stats), address=_address(socket))
+    hub.fanout.connect(client)
+    writer = asyncio.create_task(_drain(client.mailbox), name="socket-writer")
+    client.put(hub.hello())
+    try:
+        while True:
+            event = await socket.receive()
+            if event["type"] == "websocket.disconnect":
+                break
+            text = event.get("text")
+            if not isinstance(text, str):
+                client.put(p.Error("binary_frame", "Send JSON text frames, not binary ones."))
+                continue
+            await _handle(hub, client, text)
+    finally:
+        await hub.disconnected(client)
+        writer.cancel()
+        with contextlib.suppress(asyncio.CancelledError):
+            await writer
+
+
+async def _handle(hub: ImportHub, client: Client, text: str) -> None:
+    try:
+        message = p.decode(text)
+        if isinstance(message, p.Import):
+            await hub.request_import(client, message.source, message.username)
+        elif isinstance(message, p.Resume):
+            await hub.resume(client, message.ticket)
+        elif isinstance(message, p.Cancel):
+            await hub.cancel(client, message.ticket)
+        elif isinstance(message, p.WatchQueue):
+            hub.fanout.watch(client)
+    except p.ProtocolError as exc:
+        client.put(p.Error(exc.code, exc.message))
+    except Exception:
+        log.exception("could not handle a client message")
+        client.put(p.Error("internal", "The hub could not handle that message; try again."))
+
+
+async def _drain(mailbox: Mailbox) -> None:
+    # A send fails once the peer is gone; the reader then sees the disconnect.
+    with contextlib.suppress(Exception):
+        await mailbox.run()
+
+
+def _address(socket: WebSocket[Any, Any, Any]) -> str:
+    client = socket.client
+    return client.host if client is not None else ""

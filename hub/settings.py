@@ -1,0 +1,137 @@
+"""Every tuning knob, read once from the environment and overridable by CLI flags."""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Mapping
+from typing import Any
+
+import msgspec
+
+
+class SettingsError(ValueError):
+    """An invalid configuration value; its message is one line naming the variable."""
+
+
+class Settings(msgspec.Struct, frozen=True, kw_only=True):
+    max_concurrent_imports: int = 2
+    database_url: str = "sqlite:///./hub.db"
+    chesscom_url: str = "https://api.chess.com"
+    lichess_url: str = "https://lichess.org"
+    http_limit: int = 20
+    http_limit_per_host: int = 5
+    lane_chesscom: int = 2
+    lane_lichess: int = 1
+    lichess_page: int = 100
+    resume_grace_s: float = 60.0
+    user_agent: str = (
+        "chess-import-hub/0.1 (+https://github.com/chess-import-hub/hub; hub@chess-import-hub.org)"
+    )
+    # fetch: requests in flight at once per upstream, across every import
+    inflight_chesscom: int = 2
+    inflight_lichess: int = 1
+    retries: int = 5  # attempts after the first, per request
+    retry_base_s: float = 0.5
+    retry_max_s: float = 30.0
+    pause_chesscom_s: float = 5.0  # wait after a 429 without Retry-After
+    pause_lichess_s: float = 60.0
+    request_timeout_s: float = 30.0
+    lichess_lookback_s: float = 14 * 86400.0  # re-read this far back for late correspondence games
+    # estimates
+    eta_prior_chesscom_s: float = 20.0
+    eta_prior_lichess_s: float = 60.0
+    eta_page_chesscom_s: float = 1.0
+    eta_page_lichess_s: float = 5.0
+    eta_alpha: float = 0.3
+    # fan-out
+    board_hz: float = 4.0
+    queued_hz: float = 2.0
+
+
+# (field, variable) for every knob; the variable names are the documented interface.
+ENV: dict[str, str] = {
+    "max_concurrent_imports": "MAX_CONCURRENT_IMPORTS",
+    "database_url": "DATABASE_URL",
+    "chesscom_url": "HUB_CHESSCOM_URL",
+    "lichess_url": "HUB_LICHESS_URL",
+    "http_limit": "HUB_HTTP_LIMIT",
+    "http_limit_per_host": "HUB_HTTP_LIMIT_PER_HOST",
+    "lane_chesscom": "HUB_LANE_CHESSCOM",
+    "lane_lichess": "HUB_LANE_LICHESS",
+    "lichess_page": "HUB_LICHESS_PAGE",
+    "resume_grace_s": "HUB_RESUME_GRACE_S",
+    "user_agent": "HUB_USER_AGENT",
+    "inflight_chesscom": "HUB_INFLIGHT_CHESSCOM",
+    "inflight_lichess": "HUB_INFLIGHT_LICHESS",
+    "retries": "HUB_RETRIES",
+    "retry_base_s": "HUB_RETRY_BASE_S",
+    "retry_max_s": "HUB_RETRY_MAX_S",
+    "pause_chesscom_s": "HUB_PAUSE_CHESSCOM_S",
+    "pause_lichess_s": "HUB_PAUSE_LICHESS_S",
+    "request_timeout_s": "HUB_REQUEST_TIMEOUT_S",
+    "lichess_lookback_s": "HUB_LICHESS_LOOKBACK_S",
+    "eta_prior_chesscom_s": "HUB_ETA_PRIOR_CHESSCOM_S",
+    "eta_prior_lichess_s": "HUB_ETA_PRIOR_LICHESS_S",
+    "eta_page_chesscom_s": "HUB_ETA_PAGE_CHESSCOM_S",
+    "eta_page_lichess_s": "HUB_ETA_PAGE_LICHESS_S",
+    "eta_alpha": "HUB_ETA_ALPHA",
+    "board_hz": "HUB_BOARD_HZ",
+    "queued_hz": "HUB_QUEUED_HZ",
+}
+
+# Knobs that must be at least 1 (counts) or positive (durations, rates).
+_AT_LEAST_ONE = {
+    "max_concurrent_imports",
+    "http_limit",
+    "http_limit_per_host",
+    "lane_chesscom",
+    "lane_lichess",
+    "lichess_page",
+    "inflight_chesscom",
+    "inflight_lichess",
+}
+_POSITIVE = {"retry_max_s", "request_timeout_s", "board_hz", "queued_hz", "eta_alpha"}
+
+
+def _convert(field: str, name: str, raw: Any, kind: type) -> Any:
+    try:
+        if kind is int:
+            value: Any = int(str(raw).strip())
+        elif kind is float:
+            value = float(str(raw).strip())
+            if value != value or value in (float("inf"), float("-inf")):
+                raise ValueError
+        else:
+            value = str(raw).strip()
+            if not value:
+                raise ValueError
+    except ValueError:
+        raise SettingsError(f"{name}={raw!r} is not a valid {kind.__name__}") from None
+    if field in _AT_LEAST_ONE and value < 1:
+        raise SettingsError(f"{name}={raw!r} must be at least 1")
+    if kind in (int, float) and value < 0:
+        raise SettingsError(f"{name}={raw!r} must not be negative")
+    if field in _POSITIVE and value <= 0:
+        raise SettingsError(f"{name}={raw!r} must be greater than 0")
+    if field == "eta_alpha" and value > 1:
+        raise SettingsError(f"{name}={raw!r} must be between 0 and 1")
+    return value
+
+
+def load_settings(
+    environ: Mapping[str, str] | None = None, **overrides: Any
+) -> Settings:
+    """Read the environment, then apply CLI overrides (None means "not given")."""
+    env = os.environ if environ is None else environ
+    kinds = {f.name: type(f.default) for f in msgspec.structs.fields(Settings)}
+    values: dict[str, Any] = {}
+    for field, name in ENV.items():
+        if name in env:
+            values[field] = _convert(field, name, env[name], kinds[field])
+    for field, raw in overrides.items():
+        if raw is None:
+            continue
+        if field not in kinds:
+            raise SettingsError(f"unknown setting {field!r}")
+        values[field] = _convert(field, "--" + field.replace("_", "-"), raw, kinds[field])
+    return Settings(**values)

@@ -1,0 +1,178 @@
+"""The versioned schema: one ordered list of SQL steps per dialect, and the upgrade plan."""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from typing import Literal
+
+Dialect = Literal["sqlite", "postgres"]
+
+# Created outside the numbered steps so that version 0 can be recorded before any of them.
+VERSION_TABLE = "CREATE TABLE IF NOT EXISTS schema_version (version INTEGER NOT NULL)"
+
+# Step N (1-based) takes a database from version N-1 to N. Append only: never edit a
+# released step, add a new one. Both dialects must always have the same number of steps.
+#
+# player_games has no foreign key to games: store_page, the only writer, inserts the game
+# first in the same transaction, and PostgreSQL's per-row check cost ~30% of page speed.
+SQLITE_STEPS: tuple[tuple[str, ...], ...] = (
+    (
+        """
+        CREATE TABLE games (
+            source        TEXT    NOT NULL,
+            game_id       TEXT    NOT NULL,
+            end_time      INTEGER NOT NULL,
+            time_class    TEXT    NOT NULL,
+            rated         INTEGER NOT NULL CHECK (rated IN (0, 1)),
+            white         TEXT    NOT NULL,
+            black         TEXT    NOT NULL,
+            white_rating  INTEGER,
+            black_rating  INTEGER,
+            white_result  TEXT    NOT NULL,
+            black_result  TEXT    NOT NULL,
+            pgn           TEXT,
+            PRIMARY KEY (source, game_id)
+        )
+        """,
+        """
+        CREATE TABLE player_games (
+            source         TEXT    NOT NULL,
+            username       TEXT    NOT NULL,
+            game_id        TEXT    NOT NULL,
+            color          TEXT    NOT NULL CHECK (color IN ('white', 'black')),
+            outcome        TEXT    NOT NULL CHECK (outcome IN ('win', 'draw', 'loss')),
+            end_time       INTEGER NOT NULL,
+            time_class     TEXT    NOT NULL,
+            player_rating  INTEGER,
+            PRIMARY KEY (source, username, game_id)
+        ) WITHOUT ROWID
+        """,
+        "CREATE INDEX player_games_by_time ON player_games (source, username, end_time)",
+        """
+        CREATE TABLE imports (
+            id           TEXT    PRIMARY KEY,
+            source       TEXT    NOT NULL,
+            username     TEXT    NOT NULL,
+            state        TEXT    NOT NULL,
+            created_at   REAL    NOT NULL,
+            started_at   REAL,
+            finished_at  REAL,
+            pages        INTEGER NOT NULL DEFAULT 0,
+            pages_total  INTEGER,
+            games        INTEGER NOT NULL DEFAULT 0,
+            error        TEXT,
+            message      TEXT
+        )
+        """,
+        "CREATE INDEX imports_by_player ON imports (source, username, created_at)",
+        """
+        CREATE TABLE players (
+            source      TEXT NOT NULL,
+            username    TEXT NOT NULL,
+            cursor      TEXT,
+            updated_at  REAL NOT NULL,
+            PRIMARY KEY (source, username)
+        )
+        """,
+    ),
+)
+
+# Keys are opaque ids compared for equality only: byte order ("C") is the fastest index
+# order and does not depend on the server's locale.
+POSTGRES_STEPS: tuple[tuple[str, ...], ...] = (
+    (
+        """
+        CREATE TABLE games (
+            source        TEXT    COLLATE "C" NOT NULL,
+            game_id       TEXT    COLLATE "C" NOT NULL,
+            end_time      BIGINT  NOT NULL,
+            time_class    TEXT    NOT NULL,
+            rated         BOOLEAN NOT NULL,
+            white         TEXT    NOT NULL,
+            black         TEXT    NOT NULL,
+            white_rating  INTEGER,
+            black_rating  INTEGER,
+            white_result  TEXT    NOT NULL,
+            black_result  TEXT    NOT NULL,
+            pgn           TEXT,
+            PRIMARY KEY (source, game_id)
+        )
+        """,
+        """
+        CREATE TABLE player_games (
+            source         TEXT    COLLATE "C" NOT NULL,
+            username       TEXT    COLLATE "C" NOT NULL,
+            game_id        TEXT    COLLATE "C" NOT NULL,
+            color          TEXT    NOT NULL CHECK (color IN ('white', 'black')),
+            outcome        TEXT    NOT NULL CHECK (outcome IN ('win', 'draw', 'loss')),
+            end_time       BIGINT  NOT NULL,
+            time_class     TEXT    NOT NULL,
+            player_rating  INTEGER,
+            PRIMARY KEY (source, username, game_id)
+        )
+        """,
+        "CREATE INDEX player_games_by_time ON player_games (source, username, end_time)",
+        """
+        CREATE TABLE imports (
+            id           TEXT    PRIMARY KEY,
+            source       TEXT    NOT NULL,
+            username     TEXT    NOT NULL,
+            state        TEXT    NOT NULL,
+            created_at   DOUBLE PRECISION NOT NULL,
+            started_at   DOUBLE PRECISION,
+            finished_at  DOUBLE PRECISION,
+            pages        INTEGER NOT NULL DEFAULT 0,
+            pages_total  INTEGER,
+            games        INTEGER NOT NULL DEFAULT 0,
+            error        TEXT,
+            message      TEXT
+        )
+        """,
+        "CREATE INDEX imports_by_player ON imports (source, username, created_at)",
+        """
+        CREATE TABLE players (
+            source      TEXT NOT NULL,
+            username    TEXT NOT NULL,
+            cursor      TEXT,
+            updated_at  DOUBLE PRECISION NOT NULL,
+            PRIMARY KEY (source, username)
+        )
+        """,
+    ),
+)
+
+STEPS: dict[Dialect, tuple[tuple[str, ...], ...]] = {
+    "sqlite": SQLITE_STEPS,
+    "postgres": POSTGRES_STEPS,
+}
+
+LATEST_VERSION = len(SQLITE_STEPS)
+assert len(POSTGRES_STEPS) == LATEST_VERSION, "dialects disagree on the schema version"
+
+
+class SchemaError(RuntimeError):
+    """The database schema cannot be used by this version of the hub."""
+
+
+def current_version(rows: Sequence[Sequence[object]]) -> int | None:
+    """Read the rows of `schema_version`: None when unrecorded, else the one version."""
+    if not rows:
+        return None
+    if len(rows) != 1 or not isinstance(rows[0][0], int):
+        raise SchemaError(f"schema_version must hold exactly one integer, found {list(rows)!r}")
+    return rows[0][0]
+
+
+def pending(
+    dialect: Dialect, version: int, target: int = LATEST_VERSION
+) -> list[tuple[int, tuple[str, ...]]]:
+    """The steps that take `version` to `target`, as (new version, statements) pairs."""
+    if version > LATEST_VERSION:
+        raise SchemaError(
+            f"database schema version {version} is newer than this hub ({LATEST_VERSION}); "
+            "upgrade the hub"
+        )
+    if version < 0:
+        raise SchemaError(f"database schema version {version} is invalid")
+    steps = STEPS[dialect]
+    return [(n, steps[n - 1]) for n in range(version + 1, target + 1)]

@@ -1,0 +1,494 @@
+"""One behavioural suite for every store backend: SQLite and PostgreSQL."""
+
+from __future__ import annotations
+
+import asyncio
+import os
+import random
+import secrets
+import sqlite3
+import sys
+import time
+from collections.abc import AsyncIterator, Awaitable, Callable, Iterator
+from concurrent.futures import ThreadPoolExecutor
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any, TypeVar
+from urllib.parse import urlsplit
+
+import aiosqlite
+import asyncpg
+import msgspec
+import pytest
+
+from hub.store import GameRow, ImportRecord, PlayerSummary, Store, open_store
+from hub.store.base import MonthCount, RatingPoint, Record
+from hub.store.schema import LATEST_VERSION, VERSION_TABLE, SchemaError, pending
+from hub.store.sql import MAX_RATING_POINTS
+
+ROOT = Path(__file__).resolve().parents[2]
+PG_ADMIN_URL = os.environ.get("TEST_DATABASE_URL", "postgresql://postgres@127.0.0.1:5432/test")
+BACKENDS = ["sqlite", pytest.param("postgres", marks=pytest.mark.postgres)]
+DB_ERRORS = (sqlite3.IntegrityError, asyncpg.IntegrityConstraintViolationError)
+T = TypeVar("T")
+
+
+def _run(coro_fn: Callable[..., Awaitable[T]], *args: Any) -> T:
+    """Run a coroutine from sync code without touching the test's event loop."""
+
+    async def main() -> T:
+        return await coro_fn(*args)
+
+    with ThreadPoolExecutor(1) as pool:
+        return pool.submit(asyncio.run, main()).result()
+
+
+def _dsn(url: str, database: str | None = None) -> str:
+    parts = urlsplit(url.replace("postgresql+asyncpg://", "postgresql://", 1))
+    return parts._replace(path=f"/{database}").geturl() if database else parts.geturl()
+
+
+def _redact(url: str) -> str:
+    parts = urlsplit(url)
+    return url.replace(f":{parts.password}@", ":***@") if parts.password else url
+
+
+async def _pg_execute(url: str, *statements: str) -> list[tuple[Any, ...]]:
+    conn = await asyncpg.connect(_dsn(url), timeout=5)
+    try:
+        rows: list[Any] = []
+        for statement in statements:
+            rows = await conn.fetch(statement)
+        return [tuple(r) for r in rows]
+    finally:
+        await conn.close()
+
+
+@dataclass
+class Backend:
+    kind: str  # also the schema dialect
+    url: str
+
+    async def sql(self, *statements: str) -> list[tuple[Any, ...]]:
+        """Run statements on a side connection; the rows of the last one."""
+        if self.kind == "postgres":
+            return await _pg_execute(self.url, *statements)
+        async with aiosqlite.connect(self.url.removeprefix("sqlite:///")) as conn:
+            await conn.execute("BEGIN")
+            rows: list[Any] = []
+            for statement in statements:
+                rows = list(await conn.execute_fetchall(statement))
+            await conn.commit()
+            return [tuple(r) for r in rows]
+
+
+@pytest.fixture(scope="session")
+def pg_url() -> Iterator[str]:
+    """A database of its own for this test session, dropped at the end."""
+    name = f"hub_test_{secrets.token_hex(4)}"
+    try:
+        _run(_pg_execute, PG_ADMIN_URL, f'CREATE DATABASE "{name}"')
+    except (OSError, TimeoutError, asyncpg.PostgresError, asyncpg.InterfaceError) as exc:
+        reason = f"PostgreSQL not reachable at {_redact(PG_ADMIN_URL)}: {exc}"
+        if os.environ.get("CI") == "true":
+            pytest.fail(reason)
+        pytest.skip(reason)
+    yield _dsn(PG_ADMIN_URL, name)
+    _run(_pg_execute, PG_ADMIN_URL, f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
+
+
+@pytest.fixture(params=BACKENDS)
+def backend(request: pytest.FixtureRequest, tmp_path: Path) -> Backend:
+    """An empty database on each backend."""
+    if request.param == "sqlite":
+        return Backend("sqlite", f"sqlite:///{tmp_path / 'hub.db'}")
+    url: str = request.getfixturevalue("pg_url")
+    _run(_pg_execute, url, "DROP SCHEMA public CASCADE", "CREATE SCHEMA public")
+    return Backend("postgres", url)
+
+
+@pytest.fixture
+async def store(backend: Backend) -> AsyncIterator[Store]:
+    s = open_store(backend.url)
+    await s.connect()
+    try:
+        yield s
+    finally:
+        await s.close()
+
+
+def game(
+    game_id: str,
+    username: str = "alice",
+    *,
+    source: str = "lichess",
+    opponent: str = "bob",
+    color: str = "white",
+    outcome: str = "win",
+    end_time: int = 1_600_000_000,
+    time_class: str = "blitz",
+    rating: int | None = 1500,
+    opponent_rating: int | None = 1400,
+) -> GameRow:
+    """A game as seen by `username`."""
+    result = {"win": "win", "draw": "agreed", "loss": "resigned"}[outcome]
+    other = {"win": "resigned", "draw": "agreed", "loss": "win"}[outcome]
+    white, black = (username, opponent) if color == "white" else (opponent, username)
+    ratings = (rating, opponent_rating) if color == "white" else (opponent_rating, rating)
+    results = (result, other) if color == "white" else (other, result)
+    return GameRow(
+        source=source, game_id=game_id, username=username, end_time=end_time,
+        time_class=time_class, rated=True, white=white, black=black,
+        white_rating=ratings[0], black_rating=ratings[1], white_result=results[0],
+        black_result=results[1], color=color, outcome=outcome, pgn=f"[Event \"{game_id}\"]",
+    )  # fmt: skip
+
+
+def opposite(row: GameRow, username: str) -> GameRow:
+    """The same game seen by the opponent."""
+    flip = {"win": "loss", "loss": "win", "draw": "draw"}
+    color = "black" if row.color == "white" else "white"
+    return msgspec.structs.replace(row, username=username, color=color, outcome=flip[row.outcome])
+
+
+def new_import(import_id: str, username: str = "alice", source: str = "lichess") -> ImportRecord:
+    return ImportRecord(
+        id=import_id, source=source, username=username, state="queued", created_at=1000.5
+    )
+
+
+async def stored_games(backend: Backend) -> int:
+    [(count,)] = await backend.sql("SELECT count(*) FROM games")
+    return int(count)
+
+
+# --- schema -------------------------------------------------------------------------------
+
+
+async def test_connect_is_idempotent_and_keeps_data(backend: Backend) -> None:
+    for attempt in range(3):
+        s = open_store(backend.url)
+        await s.connect()
+        await s.ping()
+        if attempt == 0:
+            await s.create_import(new_import("i1"))
+            assert await s.store_page("i1", "lichess", "alice", [game("g1")], 1, None) == 1
+        assert await s.count_games("lichess", "alice") == 1
+        await s.close()
+    assert await backend.sql("SELECT version FROM schema_version") == [(LATEST_VERSION,)]
+
+
+async def test_concurrent_connect_on_a_fresh_database(backend: Backend) -> None:
+    stores = [open_store(backend.url) for _ in range(8)]
+    await asyncio.gather(*(s.connect() for s in stores))
+    await asyncio.gather(*(s.close() for s in stores))
+    assert await backend.sql("SELECT version FROM schema_version") == [(LATEST_VERSION,)]
+
+
+async def test_newer_schema_is_refused(backend: Backend) -> None:
+    s = open_store(backend.url)
+    await s.connect()
+    await s.close()
+    newer = LATEST_VERSION + 2
+    await backend.sql(f"UPDATE schema_version SET version = {newer}")
+    s = open_store(backend.url)
+    message = f"database schema version {newer} is newer than this hub \\({LATEST_VERSION}\\)"
+    with pytest.raises(SchemaError, match=message + "; upgrade the hub"):
+        await s.connect()
+    await s.close()
+    assert await backend.sql("SELECT version FROM schema_version") == [(newer,)]
+
+
+@pytest.mark.parametrize("version", range(LATEST_VERSION))
+async def test_older_schema_is_upgraded(backend: Backend, version: int) -> None:
+    steps = [st for _, step in pending(backend.kind, 0, target=version) for st in step]  # type: ignore[arg-type]
+    await backend.sql(
+        VERSION_TABLE, f"INSERT INTO schema_version (version) VALUES ({version})", *steps
+    )
+    s = open_store(backend.url)
+    await s.connect()
+    try:
+        await s.create_import(new_import("i1"))
+        assert await s.store_page("i1", "lichess", "alice", [game("g1")], None, "c") == 1
+    finally:
+        await s.close()
+    assert await backend.sql("SELECT version FROM schema_version") == [(LATEST_VERSION,)]
+
+
+async def test_unversioned_foreign_tables_are_not_touched(backend: Backend) -> None:
+    await backend.sql("CREATE TABLE games (x INTEGER)")
+    s = open_store(backend.url)
+    with pytest.raises((sqlite3.OperationalError, asyncpg.DuplicateTableError)):
+        await s.connect()
+    await s.close()
+    assert await backend.sql("SELECT count(*) FROM games") == [(0,)]
+    with pytest.raises((sqlite3.OperationalError, asyncpg.UndefinedTableError)):
+        await backend.sql("SELECT * FROM schema_version")
+
+
+# --- pages --------------------------------------------------------------------------------
+
+
+async def test_store_page_counts_new_games_and_ignores_repeats(
+    store: Store, backend: Backend
+) -> None:
+    await store.create_import(new_import("i1"))
+    page = [game(f"g{i}", end_time=1_600_000_000 + i) for i in range(10)]
+    assert await store.store_page("i1", "lichess", "alice", page, 2, None) == 10
+    assert await store.store_page("i1", "lichess", "alice", page, 2, None) == 0
+    overlap = [*page[5:], game("g10"), game("g10")]
+    assert await store.store_page("i1", "lichess", "alice", overlap, 2, None) == 1
+    assert await store.count_games("lichess", "alice") == 11
+    assert await stored_games(backend) == 11
+    record = await store.get_import("i1")
+    assert record is not None
+    assert (record.pages, record.pages_total, record.games) == (3, 2, 11)
+
+
+async def test_shared_game_is_stored_once_and_counted_for_both(
+    store: Store, backend: Backend
+) -> None:
+    await store.create_import(new_import("a", "alice"))
+    await store.create_import(new_import("b", "bob"))
+    shared = game("shared", "alice", opponent="bob")
+    assert await store.store_page("a", "lichess", "alice", [shared, game("a-only")], 1, None) == 2
+    bob_page = [opposite(shared, "bob"), game("b-only", "bob")]
+    assert await store.store_page("b", "lichess", "bob", bob_page, 1, None) == 2
+    assert await stored_games(backend) == 3
+    assert await store.count_games("lichess", "alice") == 2
+    assert await store.count_games("lichess", "bob") == 2
+    bob = await store.player_summary("lichess", "bob")
+    assert bob.by_color["black"] == Record(loss=1)
+
+
+@pytest.mark.parametrize(
+    "bad",
+    [{"color": None}, {"outcome": "resigned"}, {"time_class": None}, {"white": None}],
+    ids=["null-color", "bad-outcome", "null-time-class", "null-white"],
+)
+async def test_failed_page_leaves_no_trace(
+    store: Store, backend: Backend, bad: dict[str, Any]
+) -> None:
+    await store.create_import(new_import("i1"))
+    assert await store.store_page("i1", "lichess", "alice", [game("g1")], 5, "c1") == 1
+    # The bad row comes last, so the earlier rows of the page were already written.
+    page = [game("g2"), game("g3"), msgspec.structs.replace(game("g4"), **bad)]
+    with pytest.raises(DB_ERRORS):
+        await store.store_page("i1", "lichess", "alice", page, 9, "c2")
+    assert await stored_games(backend) == 1
+    assert await store.game_ids("lichess", "alice") == ["g1"]
+    assert await store.get_cursor("lichess", "alice") == "c1"
+    record = await store.get_import("i1")
+    assert record is not None
+    assert (record.pages, record.pages_total, record.games) == (1, 5, 1)
+    # The store is still usable afterwards.
+    assert await store.store_page("i1", "lichess", "alice", page[:2], 9, "c2") == 2
+
+
+async def test_page_for_unknown_import_is_rolled_back(store: Store, backend: Backend) -> None:
+    with pytest.raises(LookupError, match="unknown import"):
+        await store.store_page("nope", "lichess", "alice", [game("g1")], 1, "c1")
+    assert await stored_games(backend) == 0
+    assert await store.get_cursor("lichess", "alice") is None
+
+
+async def test_rows_for_another_player_are_refused(store: Store) -> None:
+    await store.create_import(new_import("i1"))
+    with pytest.raises(ValueError, match="not lichess/alice"):
+        await store.store_page("i1", "lichess", "alice", [game("g1", "bob")], 1, None)
+
+
+async def test_cursor_advances_only_with_stored_pages(store: Store) -> None:
+    await store.create_import(new_import("i1"))
+    assert await store.get_cursor("lichess", "alice") is None
+    await store.store_page("i1", "lichess", "alice", [game("g1")], None, "c1")
+    assert await store.get_cursor("lichess", "alice") == "c1"
+    with pytest.raises(DB_ERRORS):
+        await store.store_page("i1", "lichess", "alice", [game("g2", color="x")], None, "c2")
+    assert await store.get_cursor("lichess", "alice") == "c1"
+    await store.store_page("i1", "lichess", "alice", [game("g3")], None, None)
+    assert await store.get_cursor("lichess", "alice") == "c1"
+    await store.store_page("i1", "lichess", "alice", [], None, "c4")
+    assert await store.get_cursor("lichess", "alice") == "c4"
+    assert await store.get_cursor("chesscom", "alice") is None
+
+
+async def test_concurrent_pages_from_20_tasks_all_land(store: Store) -> None:
+    await store.create_import(new_import("i1"))
+    common = [game(f"common{i}", end_time=1_600_000_000 + i) for i in range(10)]
+
+    async def one(task: int) -> int:
+        page = [game(f"t{task}-{i}", end_time=1_600_001_000 + i) for i in range(50)]
+        page += random.sample(common, len(common))
+        return await store.store_page("i1", "lichess", "alice", page, 20, f"c{task}")
+
+    counts = await asyncio.gather(*(one(t) for t in range(20)))
+    assert sum(counts) == 20 * 50 + 10
+    assert await store.count_games("lichess", "alice") == 20 * 50 + 10
+    record = await store.get_import("i1")
+    assert record is not None
+    assert (record.pages, record.games) == (20, 1010)
+
+
+_WORKER = """
+import asyncio, random, sys
+from hub.store import GameRow, ImportRecord, open_store
+
+async def main(url, n):
+    store = open_store(url)
+    await store.connect()
+    user = f"p{n}"
+    await store.create_import(ImportRecord(
+        id=user, source="lichess", username=user, state="running", created_at=0.0))
+    for page in range(10):
+        ids = [f"{user}-{page}-{i}" for i in range(50)]
+        ids += random.sample([f"shared-{page}-{i}" for i in range(10)], 10)
+        rows = [GameRow(source="lichess", game_id=g, username=user, end_time=page,
+                        time_class="blitz", rated=True, white=user, black="x",
+                        white_rating=1500, black_rating=1500, white_result="win",
+                        black_result="resigned", color="white", outcome="win") for g in ids]
+        await store.store_page(user, "lichess", user, rows, 10, str(page))
+    await store.close()
+
+asyncio.run(main(sys.argv[1], int(sys.argv[2])))
+"""
+
+
+async def test_several_processes_share_one_database(backend: Backend) -> None:
+    procs = [
+        await asyncio.create_subprocess_exec(
+            sys.executable, "-c", _WORKER, backend.url, str(n), cwd=ROOT,
+            stderr=asyncio.subprocess.PIPE,
+        )  # fmt: skip
+        for n in range(4)
+    ]
+    results = [await p.communicate() for p in procs]
+    assert [p.returncode for p in procs] == [0] * 4, [err.decode() for _, err in results]
+    s = open_store(backend.url)
+    await s.connect()
+    try:
+        for n in range(4):
+            assert await s.count_games("lichess", f"p{n}") == 600
+            assert await s.get_cursor("lichess", f"p{n}") == "9"
+    finally:
+        await s.close()
+    assert await stored_games(backend) == 4 * 500 + 100
+
+
+# --- imports and queries ------------------------------------------------------------------
+
+
+async def test_import_lifecycle(store: Store) -> None:
+    queued = new_import("i1")
+    await store.create_import(queued)
+    assert await store.get_import("i1") == queued
+    with pytest.raises(DB_ERRORS):
+        await store.create_import(queued)
+    await store.mark_running("i1", 1001.25)
+    page = [game(f"g{i}") for i in range(3)]
+    await store.store_page("i1", "lichess", "alice", page, 2, "c1")
+    await store.store_page("i1", "lichess", "alice", page[:1], 2, None)
+    await store.finish_import("i1", "done", 1002.75, message="3 new games")
+    assert await store.get_import("i1") == msgspec.structs.replace(
+        queued, state="done", started_at=1001.25, finished_at=1002.75, pages=2,
+        pages_total=2, games=3, message="3 new games",
+    )  # fmt: skip
+
+    await store.create_import(new_import("i2", "bob"))
+    await store.finish_import("i2", "failed", 1003.0, error="rate_limited", message="slow down")
+    failed = await store.get_import("i2")
+    assert failed is not None
+    assert (failed.state, failed.error, failed.message) == ("failed", "rate_limited", "slow down")
+    assert failed.started_at is None
+    assert await store.get_import("missing") is None
+
+
+async def test_count_games_and_game_ids(store: Store) -> None:
+    await store.create_import(new_import("i1"))
+    await store.create_import(new_import("i2", source="chesscom"))
+    page = [game("late", end_time=300), game("early", end_time=100), game("mid", end_time=200)]
+    await store.store_page("i1", "lichess", "alice", page, None, None)
+    await store.store_page("i2", "chesscom", "alice", [game("x", source="chesscom")], None, None)
+    assert await store.count_games("lichess", "alice") == 3
+    assert await store.game_ids("lichess", "alice") == ["early", "mid", "late"]
+    assert await store.count_games("chesscom", "alice") == 1
+    assert await store.count_games("lichess", "nobody") == 0
+    assert await store.game_ids("lichess", "nobody") == []
+
+
+async def test_player_summary_on_a_known_dataset(store: Store) -> None:
+    new_year = 1_609_459_200  # 2021-01-01T00:00:00Z
+    rows = [
+        game("a1", end_time=new_year - 1, rating=1500),
+        game("a2", end_time=new_year, color="black", outcome="loss", rating=1490),
+        game("a3", end_time=new_year + 14 * 86400, time_class="rapid", outcome="draw", rating=1600),
+        game("a4", end_time=1_614_686_400, time_class="bullet", color="black", rating=None),
+        game("a5", end_time=1_614_945_600, color="black", outcome="draw", rating=1495),
+    ]  # fmt: skip
+    await store.create_import(new_import("i1"))
+    await store.store_page("i1", "lichess", "alice", rows, None, None)
+    await store.create_import(new_import("i2", "bob"))
+    await store.store_page("i2", "lichess", "bob", [opposite(rows[0], "bob")], None, None)
+    await store.create_import(new_import("i3", source="chesscom"))
+    await store.store_page("i3", "chesscom", "alice", [game("c1", source="chesscom")], None, None)
+
+    assert await store.player_summary("lichess", "alice") == PlayerSummary(
+        source="lichess",
+        username="alice",
+        games=5,
+        by_month=[MonthCount("2020-12", 1), MonthCount("2021-01", 2), MonthCount("2021-03", 2)],
+        by_color={"white": Record(win=1, draw=1), "black": Record(win=1, draw=1, loss=1)},
+        by_time_class={
+            "blitz": Record(win=1, draw=1, loss=1),
+            "bullet": Record(win=1),
+            "rapid": Record(draw=1),
+        },
+        rating=[
+            RatingPoint(new_year - 1, 1500, "blitz"),
+            RatingPoint(new_year, 1490, "blitz"),
+            RatingPoint(new_year + 14 * 86400, 1600, "rapid"),
+            RatingPoint(1_614_945_600, 1495, "blitz"),
+        ],
+    )
+
+
+async def test_player_summary_of_an_unknown_player(store: Store) -> None:
+    assert await store.player_summary("lichess", "ghost") == PlayerSummary(
+        source="lichess",
+        username="ghost",
+        games=0,
+        by_month=[],
+        by_color={"white": Record(), "black": Record()},
+        by_time_class={},
+        rating=[],
+    )
+
+
+async def test_rating_series_keeps_the_latest_points(store: Store) -> None:
+    total = MAX_RATING_POINTS + 100
+    rows = [game(f"g{i}", end_time=1_600_000_000 + i, rating=1000 + i) for i in range(total)]
+    await store.create_import(new_import("i1"))
+    await store.store_page("i1", "lichess", "alice", rows, None, None)
+    summary = await store.player_summary("lichess", "alice")
+    assert summary.games == total
+    assert len(summary.rating) == MAX_RATING_POINTS
+    assert summary.rating[0] == RatingPoint(1_600_000_100, 1100, "blitz")
+    assert summary.rating[-1].rating == 1000 + total - 1
+
+
+@pytest.mark.parametrize("page_size", [100, 2000])
+async def test_store_page_throughput(store: Store, backend: Backend, page_size: int) -> None:
+    """Prints rows/s (see with -s); asserts only that every row landed."""
+    total = 20_000
+    rows = [game(f"g{i}", end_time=1_600_000_000 + i) for i in range(total)]
+    await store.create_import(new_import("i1"))
+    started = time.perf_counter()
+    new = 0
+    for at in range(0, total, page_size):
+        new += await store.store_page(
+            "i1", "lichess", "alice", rows[at : at + page_size], None, str(at)
+        )
+    elapsed = time.perf_counter() - started
+    print(f"\n{backend.kind}: {total} rows in pages of {page_size}: {total / elapsed:,.0f} rows/s")
+    assert new == total
+    assert await store.count_games("lichess", "alice") == total

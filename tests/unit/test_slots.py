@@ -1,0 +1,180 @@
+"""The sans-I/O slot manager: FIFO, caps, lanes, joining, release, estimates."""
+
+from __future__ import annotations
+
+import pytest
+
+from hub.queue.core import Admit, Drop, Release, Slots, Stop, UnknownTicket
+from hub.queue.eta import Ewma
+
+
+def make(slots: int = 2, chesscom: int = 2, lichess: int = 1, grace: float = 60.0) -> Slots:
+    priors = {"chesscom": Ewma(10.0, 1.0), "lichess": Ewma(10.0, 1.0)}
+    return Slots(slots, {"chesscom": chesscom, "lichess": lichess}, priors, grace)
+
+
+def admitted(decisions: list[object]) -> list[str]:
+    return [d.import_id for d in decisions if isinstance(d, Admit)]
+
+
+def join(s: Slots, n: int, source: str = "chesscom", now: float = 0.0) -> list[object]:
+    _, joined, decisions = s.join(f"t{n}", f"i{n}", source, f"player{n}", now)
+    assert not joined
+    return decisions
+
+
+def test_fifo_order_and_cap() -> None:
+    s = make(slots=2, chesscom=5)
+    order = []
+    for n in range(10):
+        order += admitted(join(s, n))
+    assert order == ["i0", "i1"]
+    assert len(s.running) == 2
+    for n in range(10):
+        order += admitted(s.finished(f"i{n}", float(n + 1)))
+        assert len(s.running) <= 2
+    assert order == [f"i{n}" for n in range(10)]
+
+
+def test_positions_are_arrival_order() -> None:
+    s = make(slots=1, chesscom=1)
+    for n in range(4):
+        join(s, n)
+    est = s.estimates(0.0)
+    assert [est[f"i{n}"].position for n in (1, 2, 3)] == [1, 2, 3]
+
+
+def test_lane_cap_with_work_conservation() -> None:
+    s = make(slots=3, chesscom=2, lichess=1)
+    assert admitted(join(s, 0, "lichess")) == ["i0"]
+    assert admitted(join(s, 1, "lichess")) == []  # lichess lane full
+    assert admitted(join(s, 2, "chesscom")) == ["i2"]  # overtakes i1: other upstream, lane full
+    assert admitted(join(s, 3, "chesscom")) == ["i3"]
+    assert admitted(join(s, 4, "chesscom")) == []  # global cap
+    # A chesscom slot frees: i1 is older than i4 but its lane is still full.
+    assert admitted(s.finished("i2", 1.0)) == ["i4"]
+    # The lichess import ends: i1 is next and now fits.
+    assert admitted(s.finished("i0", 2.0)) == ["i1"]
+
+
+def test_joining_an_existing_import() -> None:
+    s = make(slots=1)
+    join(s, 0)
+    entry, joined, decisions = s.join("t-other", "ignored", "chesscom", "PLAYER0", 1.0)
+    assert joined and entry.import_id == "i0" and decisions == []
+    assert entry.tickets == {"t0", "t-other"}
+    # A joiner's cancel only lets go of the joiner.
+    assert s.cancel("t-other", 2.0) == [Release("t-other")]
+    assert "i0" in s.running
+
+
+def test_same_name_on_another_source_is_another_import() -> None:
+    s = make()
+    s.join("a", "i-a", "chesscom", "bob", 0.0)
+    _, joined, _ = s.join("b", "i-b", "lichess", "bob", 0.0)
+    assert not joined
+
+
+@pytest.mark.parametrize("ok", [True, False], ids=["success", "failure"])
+def test_release_on_finish(ok: bool) -> None:
+    s = make(slots=1)
+    join(s, 0)
+    join(s, 1)
+    decisions = s.finished("i0", 5.0, ok=ok)
+    assert Release("t0") in decisions and admitted(decisions) == ["i1"]
+    assert "t0" not in s.tickets and "i0" not in s.entries
+
+
+def test_release_on_cancel_of_running_import() -> None:
+    s = make(slots=1)
+    join(s, 0)
+    join(s, 1)
+    assert s.cancel("t0", 1.0) == [Stop("i0")]
+    assert "i0" in s.running  # the slot is held until the import reaches a page boundary
+    assert admitted(s.finished("i0", 2.0, ok=False)) == ["i1"]
+
+
+def test_release_on_cancel_while_waiting() -> None:
+    s = make(slots=1)
+    join(s, 0)
+    join(s, 1)
+    decisions = s.cancel("t1", 1.0)
+    assert any(isinstance(d, Drop) and d.reason == "cancelled" for d in decisions)
+    assert not s.line and "t1" not in s.tickets
+
+
+def test_release_on_crash_path_is_the_same_event() -> None:
+    # A crash inside an import ends in `finished(ok=False)` from the driver's finally.
+    s = make(slots=1)
+    join(s, 0)
+    s.finished("i0", 1.0, ok=False)
+    assert s.free == 1 and not s.entries
+    assert s.ewma["chesscom"].samples == 0  # a crash does not teach the estimate
+
+
+def test_unknown_ticket() -> None:
+    s = make()
+    with pytest.raises(UnknownTicket):
+        s.cancel("nope", 0.0)
+    with pytest.raises(UnknownTicket):
+        s.attach("nope")
+
+
+def test_grace_keeps_place_then_abandons() -> None:
+    s = make(slots=1, grace=60.0)
+    join(s, 0)
+    join(s, 1)
+    join(s, 2)
+    s.detach("t1", 10.0)
+    assert s.tick(69.0) == []
+    s.attach("t1")  # resumed in time: same place
+    assert s.estimates(70.0)["i1"].position == 1
+    s.detach("t1", 80.0)
+    decisions = s.tick(140.0)
+    assert any(isinstance(d, Drop) and d.reason == "abandoned" for d in decisions)
+    assert s.estimates(140.0)["i2"].position == 1
+
+
+def test_running_import_survives_its_watchers() -> None:
+    s = make(slots=1, grace=1.0)
+    join(s, 0)
+    s.detach("t0", 0.0)
+    s.tick(5.0)
+    assert "i0" in s.running
+
+
+def test_eta_for_a_known_schedule() -> None:
+    # Two slots, every import takes 10 s by the prior; two running since t=0.
+    s = make(slots=2, chesscom=2)
+    for n in range(6):
+        join(s, n, now=0.0)
+    est = s.estimates(4.0)
+    # Running ones end at 10 s from t=0, so 6 s from now; then pairs every 10 s.
+    assert [round(est[f"i{n}"].eta_s, 6) for n in range(2, 6)] == [6.0, 6.0, 16.0, 16.0]
+
+
+def test_eta_uses_progress_of_running_imports() -> None:
+    s = make(slots=1, chesscom=1)
+    join(s, 0, now=0.0)
+    join(s, 1, now=0.0)
+    s.progress("i0", 2, 10)  # 2 pages in 4 s: 16 s to go
+    assert s.estimates(4.0)["i1"].eta_s == pytest.approx(16.0)
+
+
+def test_eta_uses_probed_size_and_learns() -> None:
+    s = make(slots=1, chesscom=1)
+    join(s, 0, now=0.0)
+    join(s, 1, now=0.0)
+    join(s, 2, now=0.0)
+    s.sized("i1", 30)  # 30 pages at the prior 1 s a page
+    est = s.estimates(0.0)
+    assert est["i2"].eta_s == pytest.approx(10.0 + 30.0)
+    s.finished("i0", 20.0)  # took 20 s, not the 10 s prior
+    assert s.ewma["chesscom"].duration_s > 10.0
+
+
+def test_lichess_lane_estimate_waits_for_its_lane() -> None:
+    s = make(slots=3, chesscom=2, lichess=1)
+    join(s, 0, "lichess")
+    join(s, 1, "lichess")
+    assert s.estimates(0.0)["i1"].eta_s == pytest.approx(10.0)
