@@ -133,6 +133,7 @@ def create_app(settings: Settings, sim: Any = None) -> Litestar:
     return Litestar(
         route_handlers=[ws, healthz, queue_board, import_state, player_summary, index, favicon, static],
         lifespan=[lifespan],
+        logging_config=None,  # hub.logs owns the format (text or JSON lines)
     )
 
 

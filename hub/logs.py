@@ -8,7 +8,11 @@ import os
 import time
 
 # Attributes every LogRecord has; anything else came in through `extra=`.
-_STANDARD = set(vars(logging.LogRecord("", 0, "", 0, "", None, None))) | {"message", "asctime"}
+_STANDARD = set(vars(logging.LogRecord("", 0, "", 0, "", None, None))) | {
+    "message",
+    "asctime",
+    "color_message",  # uvicorn's ANSI copy of the message
+}
 
 
 def _fields(record: logging.LogRecord) -> dict[str, object]:

@@ -12,7 +12,7 @@ from typing import Any
 from dataclasses import dataclass, field
 
 from hub import protocol as p
-from hub.errors import HubError
+from hub.errors import HubError, StorageUnavailable
 from hub.fanout import Client, Fanout
 from hub.fetch.base import Source
 from hub.importer import Outcome, run_import
@@ -89,15 +89,19 @@ class ImportHub:
         import_id = secrets.token_hex(8)
         entry, joined = await self.queue.join(ticket, import_id, source, username.lower())
         if not joined:
-            await self.store.create_import(
-                ImportRecord(
-                    id=entry.import_id,
-                    source=source,
-                    username=entry.username,
-                    state="queued",
-                    created_at=self.wall(),
-                )
+            record = ImportRecord(
+                id=entry.import_id,
+                source=source,
+                username=entry.username,
+                state="queued",
+                created_at=self.wall(),
             )
+            try:
+                await self.store.create_import(record)
+            except Exception:
+                log.exception("could not record a new import", extra={"import_id": import_id})
+                await self.queue.cancel(ticket)
+                raise StorageUnavailable() from None
         self.fanout.follow(client, ticket, entry.import_id)
         client.put(
             p.TicketMsg(ticket, entry.import_id, source, entry.username, joined=joined)
@@ -226,7 +230,12 @@ class ImportHub:
     async def _run(self, entry: Entry) -> Outcome:
         run = self.running[entry.import_id]
         started = self.clock()
-        outcome = Outcome(state="failed", code="internal")
+        # Replaced by the real outcome unless the task is cancelled at shutdown.
+        outcome = Outcome(
+            state="failed",
+            code="interrupted",
+            message="The hub restarted during the import; import again to continue.",
+        )
 
         def on_page(page: int, pages: int, games: int) -> None:
             elapsed = self.clock() - started

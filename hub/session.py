@@ -10,6 +10,7 @@ from typing import Any
 from litestar import WebSocket
 
 from hub import protocol as p
+from hub.errors import HubError
 from hub.fanout import Client
 from hub.mailbox import Mailbox, MailboxStats
 from hub.service import ImportHub
@@ -51,7 +52,7 @@ async def _handle(hub: ImportHub, client: Client, text: str) -> None:
             await hub.cancel(client, message.ticket)
         elif isinstance(message, p.WatchQueue):
             hub.fanout.watch(client)
-    except p.ProtocolError as exc:
+    except (p.ProtocolError, HubError) as exc:
         client.put(p.Error(exc.code, exc.message))
     except Exception:
         log.exception("could not handle a client message")

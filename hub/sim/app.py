@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import asyncio
 import email.utils
-import hashlib
 import time
 from collections.abc import Callable, Sequence
 from typing import Any
@@ -102,20 +101,21 @@ class Sim:
         if year is None or month is None:
             base = f"{request.url.origin()}/pub/player/{name}/games"
             body = _encoder.encode({"archives": [f"{base}/{y:04d}/{m:02d}" for y, m in months]})
+            tag = players.etag(body)
             if not months:
                 start = players.month_start_ms(players.month_of(now)) // 1000
-                return _conditional(request, body, start, _OPEN_MAX_AGE)
+                return _conditional(request, body, tag, start, _OPEN_MAX_AGE)
             last = months[-1]
             data = players.month_data("chesscom", name, last, now, growth.get(last, ()))
-            return _conditional(
-                request, body, players.last_modified_s(data, last, now), _OPEN_MAX_AGE
-            )
+            modified = players.last_modified_s(data, last, now)
+            return _conditional(request, body, tag, modified, _OPEN_MAX_AGE)
         key = (int(year), int(month))
         if key not in months:
             return _json(404, {"code": 0, "message": "Data not found."})
         data = players.month_data("chesscom", name, key, now, growth.get(key, ()))
         age = _OPEN_MAX_AGE if key == players.month_of(now) else _CLOSED_MAX_AGE
-        return _conditional(request, data.body, players.last_modified_s(data, key, now), age)
+        modified = players.last_modified_s(data, key, now)
+        return _conditional(request, data.body, players.etag(data.body), modified, age)
 
     # lichess
 
@@ -194,8 +194,8 @@ class Sim:
             lines = with_dups(lines)
         cut = fault == "drop" and self.attempts.first(request.path_qs)
         response = web.StreamResponse(headers={"Content-Type": "application/x-ndjson"})
-        await response.prepare(request)
         try:
+            await response.prepare(request)
             await self._send(response, lines[: len(lines) // 2] if cut else lines)
             if cut and request.transport is not None:
                 # close without the last chunk: the client sees a truncated body
@@ -324,9 +324,10 @@ def _html(status: int, page: str) -> web.Response:
     return web.Response(status=status, text=page, content_type="text/html")
 
 
-def _conditional(request: web.Request, body: bytes, modified: int, max_age: int) -> web.Response:
+def _conditional(
+    request: web.Request, body: bytes, tag: str, modified: int, max_age: int
+) -> web.Response:
     """200 with validators, or 304 when the client's copy is still current."""
-    tag = f'"{hashlib.blake2b(body, digest_size=12).hexdigest()}"'
     headers = {
         "ETag": tag,
         "Last-Modified": email.utils.formatdate(modified, usegmt=True),

@@ -162,6 +162,12 @@ def build_month(
     return [make(who, seeds[i], ends[i], ends[i - 1] if i else start) for i in range(len(ends))]
 
 
+@functools.lru_cache(maxsize=64)
+def etag(body: bytes) -> str:
+    """A strong ETag from the content; memoised, as a big month is served many times."""
+    return f'"{hashlib.blake2b(body, digest_size=12).hexdigest()}"'
+
+
 def last_modified_s(data: MonthData, month: Month, now: float) -> int:
     """Time of the latest game, or the end of the part of the month that has passed."""
     if data.ids:
@@ -323,7 +329,8 @@ def _index(month: Month) -> int:
 
 
 def _uuid(raw: bytes) -> str:
-    h = raw.hex()
+    """uuid-shaped text from bytes 32..47 of a digest."""
+    h = raw[32:48].hex()
     return f"{h[:8]}-{h[8:12]}-{h[12:16]}-{h[16:20]}-{h[20:32]}"
 
 
@@ -403,10 +410,11 @@ def _chesscom_game(who: _Profile, b: bytes, end_ms: int, prev_ms: int) -> Game:
         game["start_time"] = end - (2 + b[21] % 12) * 86400 - b[26] * 97
     game["rated"] = b[10] % 10 != 0
     if b[11] % 10 < 6:
-        game["accuracies"] = {"white": 55 + b[12] % 440 / 10, "black": 55 + b[13] % 440 / 10}
+        white_acc, black_acc = 55 + b[12] * 440 // 256 / 10, 55 + b[13] * 440 // 256 / 10
+        game["accuracies"] = {"white": white_acc, "black": black_acc}
     if b[14] % 10 < 8:
         game["tcn"] = line.tcn
-    game["uuid"] = _uuid(b[32:48])
+    game["uuid"] = _uuid(b)
     game["initial_setup"] = _START
     game["fen"] = line.fen
     game["time_class"] = klass

@@ -6,6 +6,7 @@ import time
 from collections.abc import Iterable, Sequence
 from contextlib import AbstractAsyncContextManager
 from typing import Any, ClassVar, Protocol
+from urllib.parse import parse_qs, urlsplit
 
 from hub.store import schema
 from hub.store.base import GameRow
@@ -93,6 +94,12 @@ class PostgresStore(SQLStore):
 
     month_sql = "to_char(to_timestamp(end_time) AT TIME ZONE 'UTC', 'YYYY-MM')"
     snapshot_options: ClassVar[dict[str, Any]] = {"isolation": "repeatable_read", "readonly": True}
+
+    def __init__(self, url: str) -> None:
+        # asyncpg opens min_size connections up front (10 by default); several hubs and
+        # workers on one server would exhaust max_connections. `?min_size=` overrides.
+        options = {} if "min_size" in parse_qs(urlsplit(url).query) else {"min_size": 1}
+        super().__init__(url, **options)
 
     async def connect(self) -> None:
         await self._db.connect()

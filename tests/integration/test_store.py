@@ -13,6 +13,7 @@ from collections.abc import AsyncIterator, Awaitable, Callable, Iterator
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from pathlib import Path
+from subprocess import PIPE
 from typing import Any, TypeVar
 from urllib.parse import urlsplit
 
@@ -21,9 +22,9 @@ import asyncpg
 import msgspec
 import pytest
 
-from hub.store import GameRow, ImportRecord, PlayerSummary, Store, open_store
+from hub.store import DEFAULT_URL, GameRow, ImportRecord, PlayerSummary, Store, open_store
 from hub.store.base import MonthCount, RatingPoint, Record
-from hub.store.schema import LATEST_VERSION, VERSION_TABLE, SchemaError, pending
+from hub.store.schema import LATEST_VERSION, VERSION_TABLE, Dialect, SchemaError, pending
 from hub.store.sql import MAX_RATING_POINTS
 
 ROOT = Path(__file__).resolve().parents[2]
@@ -66,7 +67,7 @@ async def _pg_execute(url: str, *statements: str) -> list[tuple[Any, ...]]:
 
 @dataclass
 class Backend:
-    kind: str  # also the schema dialect
+    kind: Dialect
     url: str
 
     async def sql(self, *statements: str) -> list[tuple[Any, ...]]:
@@ -201,7 +202,7 @@ async def test_newer_schema_is_refused(backend: Backend) -> None:
 
 @pytest.mark.parametrize("version", range(LATEST_VERSION))
 async def test_older_schema_is_upgraded(backend: Backend, version: int) -> None:
-    steps = [st for _, step in pending(backend.kind, 0, target=version) for st in step]  # type: ignore[arg-type]
+    steps = [st for _, step in pending(backend.kind, 0, target=version) for st in step]
     await backend.sql(
         VERSION_TABLE, f"INSERT INTO schema_version (version) VALUES ({version})", *steps
     )
@@ -224,6 +225,19 @@ async def test_unversioned_foreign_tables_are_not_touched(backend: Backend) -> N
     assert await backend.sql("SELECT count(*) FROM games") == [(0,)]
     with pytest.raises((sqlite3.OperationalError, asyncpg.UndefinedTableError)):
         await backend.sql("SELECT * FROM schema_version")
+
+
+async def test_sqlite_needs_no_setup(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.chdir(tmp_path)
+    for url, path in [
+        (DEFAULT_URL, "hub.db"),
+        ("sqlite:///nested/dir/hub.db", "nested/dir/hub.db"),
+    ]:
+        s = open_store(url)
+        await s.connect()
+        await s.ping()
+        await s.close()
+        assert (tmp_path / path).is_file()
 
 
 # --- pages --------------------------------------------------------------------------------
@@ -355,12 +369,9 @@ asyncio.run(main(sys.argv[1], int(sys.argv[2])))
 
 
 async def test_several_processes_share_one_database(backend: Backend) -> None:
+    argv = [sys.executable, "-c", _WORKER, backend.url]
     procs = [
-        await asyncio.create_subprocess_exec(
-            sys.executable, "-c", _WORKER, backend.url, str(n), cwd=ROOT,
-            stderr=asyncio.subprocess.PIPE,
-        )  # fmt: skip
-        for n in range(4)
+        await asyncio.create_subprocess_exec(*argv, str(n), cwd=ROOT, stderr=PIPE) for n in range(4)
     ]
     results = [await p.communicate() for p in procs]
     assert [p.returncode for p in procs] == [0] * 4, [err.decode() for _, err in results]

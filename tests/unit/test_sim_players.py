@@ -274,18 +274,19 @@ def test_lichess_lines_filter_sort_and_cap() -> None:
 
 
 def test_a_big_player_is_quick_to_build() -> None:
-    best = {}
+    """24 months of 120 games, built from nothing, in well under 50 ms of CPU per site."""
+    best: dict[str, float] = {}
     for source in players.SOURCES:
         times = []
-        for attempt in range(3):  # best of three: the machine may be busy
-            start = time.perf_counter()
+        for attempt in range(3):  # best of three fresh names: the machine may be busy
+            start = time.process_time()
             ids, _ = players.all_games(source, f"speed{attempt}-p24x120", NOW, {})
-            times.append(time.perf_counter() - start)
+            times.append(time.process_time() - start)
             assert len(ids) == 2880
         best[source] = min(times)
         start = time.perf_counter()
         players.all_games(source, "speed0-p24x120", NOW, {})
-        assert time.perf_counter() - start < 0.005  # cached
+        assert time.perf_counter() - start < 0.005  # the second time comes from the cache
     assert max(best.values()) < 0.05, best
 
 

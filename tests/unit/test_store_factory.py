@@ -113,10 +113,12 @@ def test_corrupt_version_table_is_refused(rows: list[tuple[object, ...]]) -> Non
         current_version(rows)
 
 
-@pytest.mark.parametrize(("color", "rating"), [("white", 1500), ("black", 1400)])
-def test_player_rating_is_the_players_own(color: str, rating: int) -> None:
+@pytest.mark.parametrize(
+    ("username", "color", "rating"), [("alice", "white", 1500), ("bob", "black", 1400)]
+)
+def test_player_rating_is_the_players_own(username: str, color: str, rating: int) -> None:
     row = GameRow(
-        source="lichess", game_id="g", username="alice", end_time=0, time_class="blitz",
+        source="lichess", game_id="g", username=username, end_time=0, time_class="blitz",
         rated=True, white="alice", black="bob", white_rating=1500, black_rating=1400,
         white_result="win", black_result="resigned", color=color, outcome="win",
     )  # fmt: skip

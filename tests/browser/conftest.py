@@ -1,0 +1,121 @@
+"""Real Chromium (Debian's build) driven by Playwright, watched for console problems and dialogs."""
+
+from __future__ import annotations
+
+from collections.abc import AsyncIterator, Generator
+from pathlib import Path
+from typing import Any
+
+import pytest
+from playwright.async_api import Browser, BrowserContext, ConsoleMessage, Dialog, Page, async_playwright
+
+from tests.conftest import HubFactory
+
+CHROMIUM = "/usr/bin/chromium"
+CHROMIUM_ARGS = [
+    "--headless",
+    "--no-sandbox",
+    "--disable-gpu",
+    "--disable-background-networking",
+    "--disable-component-update",
+    "--disable-sync",
+    "--no-first-run",
+]
+ARTIFACTS = Path(__file__).resolve().parents[1] / "artifacts"
+DESKTOP = {"width": 1280, "height": 900}
+
+
+def screenshot_path(name: str) -> str:
+    ARTIFACTS.mkdir(parents=True, exist_ok=True)
+    return str(ARTIFACTS / f"{name}.png")
+
+
+@pytest.fixture
+async def browser() -> AsyncIterator[Browser]:
+    if not Path(CHROMIUM).exists():
+        pytest.skip(f"no Chromium at {CHROMIUM}")
+    async with async_playwright() as pw:
+        chromium = await pw.chromium.launch(executable_path=CHROMIUM, args=CHROMIUM_ARGS)
+        yield chromium
+        await chromium.close()
+
+
+class Pages:
+    """Opens pages, each in a fresh context unless told otherwise, and records what went wrong.
+
+    Every console error or warning, uncaught page error and dialog is a problem;
+    a test with any problem fails.
+    """
+
+    def __init__(self, browser: Browser) -> None:
+        self.browser = browser
+        self.contexts: list[BrowserContext] = []
+        self.problems: list[str] = []
+        self.dialogs: list[str] = []
+
+    async def context(self, width: int = DESKTOP["width"], height: int = DESKTOP["height"]) -> BrowserContext:
+        context = await self.browser.new_context(viewport={"width": width, "height": height})
+        self.contexts.append(context)
+        return context
+
+    async def new(
+        self,
+        url: str | None = None,
+        *,
+        context: BrowserContext | None = None,
+        width: int = DESKTOP["width"],
+        height: int = DESKTOP["height"],
+    ) -> Page:
+        if context is None:
+            context = await self.context(width, height)
+        page = await context.new_page()
+        label = f"page {len(self.contexts)}.{len(context.pages)}"
+
+        def on_console(message: ConsoleMessage) -> None:
+            if message.type in ("error", "warning"):
+                where = message.location.get("url", "")
+                self.problems.append(f"{label} console {message.type}: {message.text} ({where})")
+
+        def on_page_error(error: Any) -> None:
+            self.problems.append(f"{label} page error: {error}")
+
+        async def on_dialog(dialog: Dialog) -> None:
+            self.dialogs.append(f"{label} {dialog.type} dialog: {dialog.message!r}")
+            await dialog.dismiss()
+
+        page.on("console", on_console)
+        page.on("pageerror", on_page_error)
+        page.on("dialog", on_dialog)
+        if url is not None:
+            await page.goto(url)
+        return page
+
+    def check(self) -> None:
+        assert not self.dialogs, f"dialogs opened: {self.dialogs}"
+        assert not self.problems, "console or page problems:\n" + "\n".join(self.problems)
+
+    async def close(self) -> None:
+        for context in self.contexts:
+            await context.close()
+        self.contexts.clear()
+
+
+@pytest.fixture
+async def pages(browser: Browser, hub_factory: HubFactory) -> AsyncIterator[Pages]:
+    # Depends on hub_factory so that every hub outlives the pages talking to it:
+    # a hub stopping under an open page would (rightly) log a socket error there.
+    watcher = Pages(browser)
+    yield watcher
+    await watcher.close()
+    watcher.check()
+
+
+@pytest.hookimpl(wrapper=True)
+def pytest_runtest_call(item: pytest.Item) -> Generator[None, None, None]:
+    """Fail the test itself (not just its teardown) when a page logged a problem."""
+    result = yield
+    funcargs = getattr(item, "funcargs", {})
+    watcher = funcargs.get("pages")
+    if isinstance(watcher, Pages):
+        watcher.check()
+    return result

@@ -1,0 +1,291 @@
+"""The import page in a real Chromium against real `hub serve` and `hub sim` processes."""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import urllib.request
+
+import pytest
+from playwright.async_api import Page, expect
+
+from tests.browser.conftest import Pages, screenshot_path
+from tests.conftest import HubFactory
+from tests.procs import USER_AGENT, Proc
+
+pytestmark = pytest.mark.browser
+
+EVIL = "<img src=x onerror=alert(1)>"
+LONG = 60_000  # ms: imports against the slow simulator take a few seconds each
+
+# Captures the page's WebSocket so a test can send what the page itself never would.
+CAPTURE_SOCKET = """
+(() => {
+  const Native = window.WebSocket;
+  window.__sockets = [];
+  window.WebSocket = class extends Native {
+    constructor(...args) {
+      super(...args);
+      window.__sockets.push(this);
+    }
+  };
+})();
+"""
+
+
+def content_type(url: str) -> str:
+    request = urllib.request.Request(url, headers={"User-Agent": USER_AGENT})
+    with urllib.request.urlopen(request, timeout=5) as response:
+        return str(response.headers.get("Content-Type", ""))
+
+
+def page_url(hub: Proc) -> str:
+    """The page at `/`; the same file under /static/ while `/` is not served as HTML.
+
+    test_root_serves_the_page_as_html keeps the `/` bug visible meanwhile.
+    """
+    if content_type(hub.url + "/").startswith("text/html"):
+        return hub.url + "/"
+    return hub.url + "/static/index.html"
+
+
+async def start_import(page: Page, username: str, source: str = "chesscom") -> None:
+    await page.get_by_label("Site").select_option(source)
+    await page.get_by_label("Username").fill(username)
+    await page.get_by_role("button", name="Import More Games").click()
+
+
+async def finished(page: Page, timeout: float = LONG) -> None:
+    await expect(page.locator("#status-headline")).to_have_text("Import finished", timeout=timeout)
+
+
+async def test_root_serves_the_page_as_html(sim: Proc, hub_factory: HubFactory) -> None:
+    hub = hub_factory(sim)
+    assert content_type(hub.url + "/").startswith("text/html")
+    assert content_type(hub.url + "/favicon.ico") == "image/x-icon"
+    assert content_type(hub.url + "/static/app.js").startswith("text/javascript")
+
+
+async def test_one_import_fills_the_bar_and_draws_the_charts(
+    sim: Proc, hub_factory: HubFactory, pages: Pages
+) -> None:
+    hub = hub_factory(sim)
+    page = await pages.new(page_url(hub))
+    await expect(page.locator("#board-slots")).to_contain_text("2 of 2 import slots free")
+    await start_import(page, "charted-p6x30")
+    await finished(page)
+
+    bar = page.locator("#run-progress")
+    assert await bar.get_attribute("max") == "6"
+    assert await bar.evaluate("b => [b.value, b.max]") == [6, 6]
+    await expect(page.locator("#run-pages")).to_have_text("page 6 of 6 · 180 new games")
+    await expect(page.locator("#done-new")).to_have_text("180")
+    await expect(page.locator("#done-total")).to_have_text("180")
+
+    await expect(page.locator("#analytics-heading")).to_have_text("Games of charted-p6x30 on chess.com")
+    await expect(page.locator("#analytics-status")).to_have_text("180 games stored for this player.")
+    # games by month: one bar per month
+    await expect(page.locator("#chart-months svg rect.bar")).to_have_count(6)
+    # wins/draws/losses with numbers, by colour and by time class
+    colour_rows = page.locator("#table-colour tbody tr")
+    await expect(colour_rows).to_have_count(2)
+    await expect(colour_rows.first.locator("th")).to_have_text("White")
+    totals = [int(t.replace(",", "")) for t in await page.locator("#table-colour td.num:nth-child(5)").all_inner_texts()]
+    assert sum(totals) == 180
+    time_rows = page.locator("#table-time tbody tr")
+    assert await time_rows.count() >= 1
+    by_time = [int(t.replace(",", "")) for t in await page.locator("#table-time td.num:nth-child(5)").all_inner_texts()]
+    assert sum(by_time) == 180
+    # rating over time: a line with points
+    assert await page.locator("#chart-rating svg polyline").count() >= 1
+    assert await page.locator("#chart-rating svg circle.point").count() > 0
+    await page.screenshot(path=screenshot_path("done"), full_page=True)
+
+
+async def test_three_pages_queue_behind_one_slot(
+    slow_sim: Proc, hub_factory: HubFactory, pages: Pages
+) -> None:
+    hub = hub_factory(slow_sim, MAX_CONCURRENT_IMPORTS=1)
+    first, second, third = [await pages.new(page_url(hub)) for _ in range(3)]
+    for page in (first, second, third):
+        await expect(page.locator("#board-slots")).to_contain_text("1 of 1 import slot free")
+
+    await start_import(first, "lineone-p60x4")
+    await expect(first.locator("#run-pages")).to_contain_text("page ", timeout=LONG)
+    await start_import(second, "linetwo-p40x4")
+    await expect(second.locator("#status-headline")).to_have_text("You are #1 in line")
+    await start_import(third, "linethree-p10x4")
+    await expect(third.locator("#status-headline")).to_have_text("You are #2 in line")
+
+    for page in (second, third):
+        await expect(page.locator("#queue-slots")).to_have_text("0 of 1 import slot available")
+        await expect(page.locator("#queue-eta")).to_contain_text("about ")
+        await expect(page.get_by_role("button", name="Leave queue")).to_be_visible()
+    # the waiting viewer's own row on the board: full name and a "You" badge
+    mine = third.locator("#board-waiting li.mine")
+    await expect(mine).to_contain_text("#2")
+    await expect(mine).to_contain_text("You")
+    await expect(mine).to_contain_text("linethree-p10x4")
+    await expect(third.locator("#board-waiting li").first).to_contain_text("li…")
+    await expect(first.locator("#board-running li.mine")).to_contain_text("lineone-p60x4")
+
+    await first.screenshot(path=screenshot_path("running"), full_page=True)
+    await third.screenshot(path=screenshot_path("queued"), full_page=True)
+
+    # the line moves: #2 becomes #1, then the import runs
+    await expect(third.locator("#status-headline")).to_have_text("You are #1 in line", timeout=LONG)
+    await expect(second.locator("#run-progress")).to_be_visible(timeout=LONG)
+    for page in (first, second, third):
+        await finished(page, timeout=2 * LONG)
+    board = hub.get_json("/api/queue")
+    assert board["running"] == [] and board["waiting_total"] == 0
+
+
+async def test_reload_while_queued_keeps_the_place(
+    slow_sim: Proc, hub_factory: HubFactory, pages: Pages
+) -> None:
+    hub = hub_factory(slow_sim, MAX_CONCURRENT_IMPORTS=1)
+    blocker = await pages.new(page_url(hub))
+    await start_import(blocker, "blocker-p80x2")
+    await expect(blocker.locator("#run-pages")).to_contain_text("page ", timeout=LONG)
+
+    page = await pages.new(page_url(hub))
+    await start_import(page, "patient-p3x2")
+    await expect(page.locator("#status-headline")).to_have_text("You are #1 in line")
+    ticket = await page.evaluate("localStorage.getItem('importHub.ticket')")
+    assert json.loads(ticket)["username"] == "patient-p3x2"
+
+    await page.reload()
+    await expect(page.locator("#status-headline")).to_have_text("You are #1 in line")
+    await expect(page.locator("#status-player")).to_have_text("patient-p3x2 on chess.com")
+    await expect(page.locator("#queue-eta")).to_contain_text("about ")
+    assert await page.evaluate("localStorage.getItem('importHub.ticket')") == ticket
+    board = hub.get_json("/api/queue")
+    assert board["waiting_total"] == 1  # the same place, not a second request
+
+    await finished(page, timeout=2 * LONG)
+    assert await page.evaluate("localStorage.getItem('importHub.ticket')") is None
+
+
+async def test_ghost_player_gets_a_human_message(
+    sim: Proc, hub_factory: HubFactory, pages: Pages
+) -> None:
+    hub = hub_factory(sim)
+    page = await pages.new(page_url(hub))
+    await start_import(page, "ghostly-one", source="lichess")
+    await expect(page.locator("#status-headline")).to_have_text("Import failed", timeout=LONG)
+    await expect(page.locator("#failed-message")).to_have_text(
+        "We couldn't find that player on lichess. Check the spelling."
+    )
+    await page.screenshot(path=screenshot_path("failed"), full_page=True)
+    await page.get_by_role("button", name="Try again").click()
+    await expect(page.get_by_label("Username")).to_be_focused()
+    await expect(page.locator("#status-panel")).to_be_hidden()
+
+
+async def test_markup_in_names_is_only_ever_text(
+    sim: Proc, hub_factory: HubFactory, pages: Pages
+) -> None:
+    hub = hub_factory(sim)
+    context = await pages.context()
+    await context.add_init_script(CAPTURE_SOCKET)
+    # A stored ticket whose name is markup: shown as text, then forgotten when the hub denies it.
+    await context.add_init_script(
+        "if (!sessionStorage.getItem('seeded')) {"
+        " sessionStorage.setItem('seeded', '1');"
+        f" localStorage.setItem('importHub.ticket', {json.dumps(json.dumps({'ticket': EVIL, 'source': 'chesscom', 'username': EVIL}))});"
+        "}"
+    )
+    page = await pages.new(page_url(hub), context=context)
+    await expect(page.locator("#status-panel")).to_be_hidden()  # unknown ticket: forgotten quietly
+    assert await page.evaluate("localStorage.getItem('importHub.ticket')") is None
+    assert await page.evaluate("document.querySelectorAll('img').length") == 0
+
+    # Client-side validation refuses the name and says why.
+    await start_import(page, EVIL)
+    error = page.locator("#username-error")
+    await expect(error).to_have_text(
+        "A username can only contain letters, digits, underscores (_) and hyphens (-)."
+    )
+    await expect(page.get_by_label("Username")).to_have_attribute("aria-invalid", "true")
+    await expect(page.locator("#status-panel")).to_be_hidden()
+
+    # The hub echoes an unknown field name in its error; the page must show it as text.
+    frame = json.dumps({"type": "import", "source": "chesscom", "username": "ab", EVIL: 1})
+    await page.evaluate("frame => window.__sockets[0].send(frame)", frame)
+    await expect(error).to_contain_text(EVIL)
+    # A second hub error replaces the first, also as plain text.
+    await page.evaluate(
+        "frame => window.__sockets[0].send(frame)",
+        json.dumps({"type": "import", "source": EVIL, "username": "ab"}),
+    )
+    await expect(error).to_have_text("Unknown source; expected chesscom or lichess.")
+    await asyncio.sleep(0.5)  # give any injected handler time to fire
+    assert await page.evaluate("document.querySelectorAll('img').length") == 0
+    assert pages.dialogs == []
+
+
+async def test_board_shows_another_browsers_import(
+    slow_sim: Proc, hub_factory: HubFactory, pages: Pages
+) -> None:
+    hub = hub_factory(slow_sim)
+    watcher = await pages.new(page_url(hub))
+    importer = await pages.new(page_url(hub))
+    await expect(watcher.locator("#board-running")).to_have_text("Nothing is importing right now.")
+
+    await start_import(importer, "boarder-p40x3")
+    row = watcher.locator("#board-running li.board-row")
+    await expect(row).to_have_count(1, timeout=LONG)
+    await expect(row).to_contain_text("bo… · chess.com")
+    await expect(row).not_to_contain_text("boarder")
+    await expect(row).not_to_have_class("board-row mine")
+    await expect(row.locator("progress")).to_be_visible()
+    own = importer.locator("#board-running li.mine")
+    await expect(own).to_contain_text("You")
+    await expect(own).to_contain_text("boarder-p40x3 · chess.com")
+
+    await finished(importer)
+    await expect(row).to_have_count(0, timeout=LONG)
+    await expect(watcher.locator("#board-running")).to_have_text("Nothing is importing right now.")
+
+
+async def test_keyboard_alone_starts_an_import(
+    sim: Proc, hub_factory: HubFactory, pages: Pages
+) -> None:
+    hub = hub_factory(sim)
+    page = await pages.new(page_url(hub))
+    await expect(page.locator("#board-slots")).to_contain_text("free")
+    for _ in range(10):
+        await page.keyboard.press("Tab")
+        if await page.evaluate("document.activeElement.id") == "username":
+            break
+    else:
+        pytest.fail("Tab never reached the Username input")
+    await page.keyboard.type("keyed-p2x5")
+    await page.keyboard.press("Tab")
+    assert await page.evaluate("document.activeElement.id") == "import-button"
+    outline = await page.evaluate("getComputedStyle(document.activeElement).outlineStyle")
+    assert outline != "none", "the focused button shows no focus ring"
+    await page.keyboard.press("Space")
+    await finished(page)
+    await expect(page.locator("#done-new")).to_have_text("10")
+
+    # Enter in the input starts the next one.
+    await page.get_by_label("Username").fill("keyed-two-p1x5")
+    await page.get_by_label("Username").press("Enter")
+    await expect(page.locator("#status-player")).to_have_text("keyed-two-p1x5 on chess.com")
+    await finished(page)
+
+
+@pytest.mark.parametrize("width", [360, 1440])
+async def test_layout_has_no_horizontal_scroll(
+    width: int, sim: Proc, hub_factory: HubFactory, pages: Pages
+) -> None:
+    hub = hub_factory(sim)
+    page = await pages.new(page_url(hub), width=width, height=800)
+    await start_import(page, "narrow-p24x40")
+    await finished(page)
+    await expect(page.locator("#chart-rating svg")).to_be_visible()
+    scroll = await page.evaluate("document.scrollingElement.scrollWidth")
+    assert scroll <= width, f"page is {scroll} px wide in a {width} px window"
+    await page.screenshot(path=screenshot_path(f"done-{width}"), full_page=True)
