@@ -38,15 +38,34 @@ def _parser() -> argparse.ArgumentParser:
 
 def _sim_flags(parser: argparse.ArgumentParser, prefix: str) -> None:
     group = parser.add_argument_group("simulator")
-    group.add_argument(f"--{prefix}latency-ms", type=float, default=50.0, dest="latency_ms",
-                       help="delay added to every simulated response (default 50)")
-    group.add_argument(f"--{prefix}lichess-gps", type=float, default=20.0, dest="lichess_gps",
-                       help="lichess export throttle in games per second, 0 for none (default 20)")
-    group.add_argument(f"--{prefix}lichess-penalty-s", type=float, default=60.0,
-                       dest="lichess_penalty_s",
-                       help="how long lichess refuses a client after a 429 (default 60)")
-    group.add_argument(f"--{prefix}slow-s", type=float, default=30.0, dest="slow_s",
-                       help="delay of `slow…` players (default 30)")
+    group.add_argument(
+        f"--{prefix}latency-ms",
+        type=float,
+        default=50.0,
+        dest="latency_ms",
+        help="delay added to every simulated response (default 50)",
+    )
+    group.add_argument(
+        f"--{prefix}lichess-gps",
+        type=float,
+        default=20.0,
+        dest="lichess_gps",
+        help="lichess export throttle in games per second, 0 for none (default 20)",
+    )
+    group.add_argument(
+        f"--{prefix}lichess-penalty-s",
+        type=float,
+        default=60.0,
+        dest="lichess_penalty_s",
+        help="how long lichess refuses a client after a 429 (default 60)",
+    )
+    group.add_argument(
+        f"--{prefix}slow-s",
+        type=float,
+        default=30.0,
+        dest="slow_s",
+        help="delay of `slow…` players (default 30)",
+    )
 
 
 def _sim_config(args: argparse.Namespace) -> Any:

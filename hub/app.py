@@ -34,8 +34,12 @@ STATIC = Path(os.environ.get("HUB_STATIC_DIR", Path(__file__).resolve().parent.p
 def build_slots(settings: Settings) -> Slots:
     lanes = {"chesscom": settings.lane_chesscom, "lichess": settings.lane_lichess}
     priors = {
-        "chesscom": Ewma(settings.eta_prior_chesscom_s, settings.eta_page_chesscom_s, settings.eta_alpha),
-        "lichess": Ewma(settings.eta_prior_lichess_s, settings.eta_page_lichess_s, settings.eta_alpha),
+        "chesscom": Ewma(
+            settings.eta_prior_chesscom_s, settings.eta_page_chesscom_s, settings.eta_alpha
+        ),
+        "lichess": Ewma(
+            settings.eta_prior_lichess_s, settings.eta_page_lichess_s, settings.eta_alpha
+        ),
     }
     return Slots(settings.max_concurrent_imports, lanes, priors, settings.resume_grace_s)
 
@@ -96,7 +100,9 @@ async def index() -> File:
 
 @get("/favicon.ico", include_in_schema=False)
 async def favicon() -> File:
-    return File(STATIC / "favicon.ico", content_disposition_type="inline", media_type="image/x-icon")
+    return File(
+        STATIC / "favicon.ico", content_disposition_type="inline", media_type="image/x-icon"
+    )
 
 
 def create_app(settings: Settings, sim: Any = None) -> Litestar:
@@ -129,9 +135,20 @@ def create_app(settings: Settings, sim: Any = None) -> Litestar:
             app.state.mailbox_stats = MailboxStats()
             yield
 
-    static = create_static_files_router(path="/static", directories=[STATIC], include_in_schema=False)
+    static = create_static_files_router(
+        path="/static", directories=[STATIC], include_in_schema=False
+    )
     return Litestar(
-        route_handlers=[ws, healthz, queue_board, import_state, player_summary, index, favicon, static],
+        route_handlers=[
+            ws,
+            healthz,
+            queue_board,
+            import_state,
+            player_summary,
+            index,
+            favicon,
+            static,
+        ],
         lifespan=[lifespan],
         logging_config=None,  # hub.logs owns the format (text or JSON lines)
     )

@@ -165,16 +165,12 @@ class Fanout:
                 counted_down = max(last_eta - (now - when), 0.0)
                 drift = abs(eta - counted_down)
                 moved = drift > 1.0 and drift > 0.1 * max(counted_down, 1.0)
-                if est.position >= position and not (
-                    moved and now - when >= self.queued_interval
-                ):
+                if est.position >= position and not (moved and now - when >= self.queued_interval):
                     continue
             client.sent[import_id] = (est.position, eta, now)
             client.mailbox.offer(
                 "queued:" + import_id,
-                p.encode(
-                    p.Queued(import_id, est.position, est.position - 1, eta, total, free)
-                ),
+                p.encode(p.Queued(import_id, est.position, est.position - 1, eta, total, free)),
             )
 
     async def _positions_forever(self) -> None:
@@ -190,7 +186,9 @@ class Fanout:
             return username if import_id in mine else p.mask(username)
 
         running = [
-            p.RunningRow(e.import_id, e.source, name(e.import_id, e.username), e.pages, e.pages_total)
+            p.RunningRow(
+                e.import_id, e.source, name(e.import_id, e.username), e.pages, e.pages_total
+            )
             for e in self.slots.running.values()
         ]
         waiting = []

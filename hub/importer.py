@@ -74,7 +74,9 @@ async def run_import(
     return outcome
 
 
-async def _record(store: Store, import_id: str, outcome: Outcome, wall: Callable[[], float]) -> None:
+async def _record(
+    store: Store, import_id: str, outcome: Outcome, wall: Callable[[], float]
+) -> None:
     try:
         await store.finish_import(import_id, outcome.state, wall(), outcome.code, outcome.message)
     except Exception:

@@ -8,8 +8,8 @@ import logging
 import secrets
 import time
 from collections.abc import Callable, Coroutine, Iterable
-from typing import Any
 from dataclasses import dataclass, field
+from typing import Any
 
 from hub import protocol as p
 from hub.errors import HubError, StorageUnavailable
@@ -103,9 +103,7 @@ class ImportHub:
                 await self.queue.cancel(ticket)
                 raise StorageUnavailable() from None
         self.fanout.follow(client, ticket, entry.import_id)
-        client.put(
-            p.TicketMsg(ticket, entry.import_id, source, entry.username, joined=joined)
-        )
+        client.put(p.TicketMsg(ticket, entry.import_id, source, entry.username, joined=joined))
         self._greet(client, entry)
         if entry.state == "waiting" and not joined:
             self._probe(entry)
@@ -122,7 +120,9 @@ class ImportHub:
             return
         self.fanout.follow(client, ticket, entry.import_id)
         client.put(
-            p.TicketMsg(ticket, entry.import_id, entry.source, entry.username, ticket != entry.owner)
+            p.TicketMsg(
+                ticket, entry.import_id, entry.source, entry.username, ticket != entry.owner
+            )
         )
         self._greet(client, entry)
 
@@ -198,13 +198,19 @@ class ImportHub:
         final = p.Failed(d.import_id, d.reason, message)
         log.info(
             "import left the line",
-            extra={"import_id": d.import_id, "source": d.source, "player": d.username,
-                   "code": d.reason},
+            extra={
+                "import_id": d.import_id,
+                "source": d.source,
+                "player": d.username,
+                "code": d.reason,
+            },
         )
         self._remember(d.tickets, d.import_id, d.source, d.username, final)
         self.fanout.to_import(d.import_id, final)
         state = "cancelled" if d.reason == "cancelled" else "failed"
-        self._background(self.store.finish_import(d.import_id, state, self.wall(), d.reason, message))
+        self._background(
+            self.store.finish_import(d.import_id, state, self.wall(), d.reason, message)
+        )
 
     def _remember(
         self,
@@ -240,7 +246,9 @@ class ImportHub:
         def on_page(page: int, pages: int, games: int) -> None:
             elapsed = self.clock() - started
             eta = elapsed / page * (pages - page) if page else None
-            msg = p.Progress(entry.import_id, page, pages, games, None if eta is None else round(eta, 1))
+            msg = p.Progress(
+                entry.import_id, page, pages, games, None if eta is None else round(eta, 1)
+            )
             run.last_progress = p.encode(msg)
             self.fanout.to_import_text(entry.import_id, run.last_progress)
             run.games = games
@@ -248,8 +256,12 @@ class ImportHub:
 
         def on_wait(reason: str, retry_in_s: float) -> None:
             msg = p.Progress(
-                entry.import_id, entry.pages, max(entry.pages_total or 0, entry.pages),
-                run.games, None, p.Waiting(reason, round(retry_in_s, 1)),
+                entry.import_id,
+                entry.pages,
+                max(entry.pages_total or 0, entry.pages),
+                run.games,
+                None,
+                p.Waiting(reason, round(retry_in_s, 1)),
             )
             self.fanout.to_import(entry.import_id, msg)
 
@@ -270,7 +282,10 @@ class ImportHub:
             final: p.ServerMessage
             if outcome.state == "done":
                 final = p.Done(
-                    entry.import_id, outcome.games_new, outcome.games_total, outcome.pages,
+                    entry.import_id,
+                    outcome.games_new,
+                    outcome.games_total,
+                    outcome.pages,
                     round(duration, 3),
                 )
             else:

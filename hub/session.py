@@ -18,7 +18,9 @@ from hub.service import ImportHub
 log = logging.getLogger("hub.session")
 
 
-async def serve_socket(socket: WebSocket[Any, Any, Any], hub: ImportHub, stats: MailboxStats) -> None:
+async def serve_socket(
+    socket: WebSocket[Any, Any, Any], hub: ImportHub, stats: MailboxStats
+) -> None:
     """Speak protocol v1 on an accepted socket until it closes."""
     client = Client(Mailbox(socket.send_text, stats), address=_address(socket))
     hub.fanout.connect(client)

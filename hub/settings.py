@@ -90,6 +90,8 @@ _AT_LEAST_ONE = {
     "inflight_chesscom",
     "inflight_lichess",
 }
+_DATABASE_SCHEMES = ("sqlite:///", "sqlite+aiosqlite:///", "postgresql://", "postgres://")
+_HTTP = ("http://", "https://")
 _POSITIVE = {"retry_max_s", "request_timeout_s", "board_hz", "queued_hz", "eta_alpha"}
 
 
@@ -113,14 +115,16 @@ def _convert(field: str, name: str, raw: Any, kind: type) -> Any:
         raise SettingsError(f"{name}={raw!r} must not be negative")
     if field in _POSITIVE and value <= 0:
         raise SettingsError(f"{name}={raw!r} must be greater than 0")
+    if field == "database_url" and not value.lower().startswith(_DATABASE_SCHEMES):
+        raise SettingsError(f"{name}={raw!r} must start with sqlite:/// or postgresql://")
+    if field.endswith("_url") and field != "database_url" and not value.startswith(_HTTP):
+        raise SettingsError(f"{name}={raw!r} must start with http:// or https://")
     if field == "eta_alpha" and value > 1:
         raise SettingsError(f"{name}={raw!r} must be between 0 and 1")
     return value
 
 
-def load_settings(
-    environ: Mapping[str, str] | None = None, **overrides: Any
-) -> Settings:
+def load_settings(environ: Mapping[str, str] | None = None, **overrides: Any) -> Settings:
     """Read the environment, then apply CLI overrides (None means "not given")."""
     env = os.environ if environ is None else environ
     kinds = {f.name: type(f.default) for f in msgspec.structs.fields(Settings)}

@@ -300,7 +300,9 @@ class Slots:
         del self.line[entry.import_id]
         del self.lines[entry.source][entry.import_id]
         self._forget(entry)
-        decisions: list[Decision] = [Drop(entry.import_id, reason, frozenset(entry.tickets), entry.source, entry.username)]
+        decisions: list[Decision] = [
+            Drop(entry.import_id, reason, frozenset(entry.tickets), entry.source, entry.username)
+        ]
         decisions += [Release(t) for t in sorted(entry.tickets)]
         decisions.append(LineChanged())
         return decisions

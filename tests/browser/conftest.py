@@ -7,7 +7,14 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from playwright.async_api import Browser, BrowserContext, ConsoleMessage, Dialog, Page, async_playwright
+from playwright.async_api import (
+    Browser,
+    BrowserContext,
+    ConsoleMessage,
+    Dialog,
+    Page,
+    async_playwright,
+)
 
 from tests.conftest import HubFactory
 
@@ -53,7 +60,9 @@ class Pages:
         self.problems: list[str] = []
         self.dialogs: list[str] = []
 
-    async def context(self, width: int = DESKTOP["width"], height: int = DESKTOP["height"]) -> BrowserContext:
+    async def context(
+        self, width: int = DESKTOP["width"], height: int = DESKTOP["height"]
+    ) -> BrowserContext:
         context = await self.browser.new_context(viewport={"width": width, "height": height})
         self.contexts.append(context)
         return context

@@ -82,19 +82,29 @@ async def test_one_import_fills_the_bar_and_draws_the_charts(
     await expect(page.locator("#done-new")).to_have_text("180")
     await expect(page.locator("#done-total")).to_have_text("180")
 
-    await expect(page.locator("#analytics-heading")).to_have_text("Games of charted-p6x30 on chess.com")
-    await expect(page.locator("#analytics-status")).to_have_text("180 games stored for this player.")
+    await expect(page.locator("#analytics-heading")).to_have_text(
+        "Games of charted-p6x30 on chess.com"
+    )
+    await expect(page.locator("#analytics-status")).to_have_text(
+        "180 games stored for this player."
+    )
     # games by month: one bar per month
     await expect(page.locator("#chart-months svg rect.bar")).to_have_count(6)
     # wins/draws/losses with numbers, by colour and by time class
     colour_rows = page.locator("#table-colour tbody tr")
     await expect(colour_rows).to_have_count(2)
     await expect(colour_rows.first.locator("th")).to_have_text("White")
-    totals = [int(t.replace(",", "")) for t in await page.locator("#table-colour td.num:nth-child(5)").all_inner_texts()]
+    totals = [
+        int(t.replace(",", ""))
+        for t in await page.locator("#table-colour td.num:nth-child(5)").all_inner_texts()
+    ]
     assert sum(totals) == 180
     time_rows = page.locator("#table-time tbody tr")
     assert await time_rows.count() >= 1
-    by_time = [int(t.replace(",", "")) for t in await page.locator("#table-time td.num:nth-child(5)").all_inner_texts()]
+    by_time = [
+        int(t.replace(",", ""))
+        for t in await page.locator("#table-time td.num:nth-child(5)").all_inner_texts()
+    ]
     assert sum(by_time) == 180
     # rating over time: a line with points
     assert await page.locator("#chart-rating svg polyline").count() >= 1
@@ -285,7 +295,7 @@ async def test_layout_has_no_horizontal_scroll(
     page = await pages.new(page_url(hub), width=width, height=800)
     await start_import(page, "narrow-p24x40")
     await finished(page)
-    await expect(page.locator("#chart-rating svg")).to_be_visible()
+    await expect(page.locator("#chart-rating svg.chart")).to_be_visible()
     scroll = await page.evaluate("document.scrollingElement.scrollWidth")
     assert scroll <= width, f"page is {scroll} px wide in a {width} px window"
     await page.screenshot(path=screenshot_path(f"done-{width}"), full_page=True)
