@@ -507,7 +507,7 @@ function render() {
   if (phase === "done") {
     setText(ui.doneNew, formatNumber(state.final.games_new));
     setText(ui.doneTotal, formatNumber(state.final.games_total));
-    setText(ui.doneTook, formatDuration(state.final.duration_s));
+    setText(ui.doneTook, state.final.duration_s < 1 ? "under a second" : formatDuration(state.final.duration_s));
   }
 
   show(ui.failedView, phase === "failed");

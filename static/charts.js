@@ -29,12 +29,23 @@ function htmlEl(name, attrs = {}, text = undefined) {
   return node;
 }
 
-/** The smallest "round" number at or above `value` (1, 2, 2.5, 5 x 10^k). */
+/** The smallest "round" number at or above `value` (1, 1.5, 2, 2.5, 3, 4, 5, 6, 8 x 10^k). */
 function niceCeil(value) {
   if (value <= 0) {
     return 1;
   }
   const power = 10 ** Math.floor(Math.log10(value));
+  for (const step of [1, 1.5, 2, 2.5, 3, 4, 5, 6, 8, 10]) {
+    if (step * power >= value) {
+      return step * power;
+    }
+  }
+  return 10 * power;
+}
+
+/** A round step (1, 2, 5, 10, 20, 25, 50, 100 ...) at or above `value`. */
+function niceStep(value) {
+  const power = 10 ** Math.floor(Math.log10(Math.max(value, 1)));
   for (const step of [1, 2, 2.5, 5, 10]) {
     if (step * power >= value) {
       return step * power;
@@ -112,7 +123,7 @@ export function drawMonthChart(container, months) {
   );
 
   const grid = svgEl("g", { class: "grid" });
-  for (const fraction of [0, 0.5, 1]) {
+  for (const fraction of [0, 0.5, 1].filter((f) => Number.isInteger(top * f))) {
     const y = m.top + plotH - fraction * plotH;
     grid.append(svgEl("line", { x1: m.left, x2: width - m.right, y1: y, y2: y }));
     grid.append(
@@ -181,8 +192,11 @@ export function drawRatingChart(container, points) {
   const plotW = width - m.left - m.right;
   const plotH = height - m.top - m.bottom;
   const ratings = points.map((p) => p.rating);
-  const lo = Math.floor((Math.min(...ratings) - 10) / 50) * 50;
-  const hi = Math.ceil((Math.max(...ratings) + 10) / 50) * 50;
+  const low = Math.min(...ratings);
+  const high = Math.max(...ratings);
+  const step = niceStep(Math.max(high - low, 40) / 4);
+  const lo = Math.floor(low / step) * step;
+  const hi = Math.max(Math.ceil(high / step) * step, lo + step);
   const t0 = Math.min(...points.map((p) => p.end_time));
   const t1 = Math.max(...points.map((p) => p.end_time));
   const x = (t) => m.left + (t1 > t0 ? ((t - t0) / (t1 - t0)) * plotW : plotW / 2);
@@ -196,9 +210,7 @@ export function drawRatingChart(container, points) {
       `ratings between ${formatNumber(Math.min(...ratings))} and ${formatNumber(Math.max(...ratings))}.`,
   );
   const grid = svgEl("g", { class: "grid" });
-  const steps = 4;
-  for (let i = 0; i <= steps; i++) {
-    const r = lo + ((hi - lo) * i) / steps;
+  for (let r = lo; r <= hi + step / 2; r += step) {
     grid.append(svgEl("line", { x1: m.left, x2: width - m.right, y1: y(r), y2: y(r) }));
     grid.append(svgEl("text", { x: m.left - 6, y: y(r) + 4, "text-anchor": "end", class: "tick" }, formatNumber(r)));
   }
@@ -267,16 +279,19 @@ export function drawRecordTable(container, caption, groupLabel, groups) {
   const table = htmlEl("table", { class: "record" });
   table.append(htmlEl("caption", {}, caption));
   const head = htmlEl("tr");
-  for (const [text, cls] of [
-    [groupLabel, ""],
-    ["Wins", "num"],
-    ["Draws", "num"],
-    ["Losses", "num"],
-    ["Games", "num"],
-    ["Split", "split"],
+  head.append(htmlEl("th", { scope: "col" }, groupLabel));
+  for (const [long, short] of [
+    ["Wins", "W"],
+    ["Draws", "D"],
+    ["Losses", "L"],
+    ["Games", "All"],
   ]) {
-    head.append(htmlEl("th", cls ? { scope: "col", class: cls } : { scope: "col" }, text));
+    // The short form is for narrow screens; screen readers always hear the long one.
+    const th = htmlEl("th", { scope: "col", class: "num" });
+    th.append(htmlEl("span", { class: "long" }, long), htmlEl("span", { class: "short", "aria-hidden": "true" }, short));
+    head.append(th);
   }
+  head.append(htmlEl("th", { scope: "col", class: "split" }, "Split"));
   const thead = htmlEl("thead");
   thead.append(head);
   table.append(thead);

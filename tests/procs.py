@@ -15,7 +15,7 @@ import urllib.request
 from collections.abc import Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import Any, ClassVar
 
 import websockets
 from websockets.asyncio.client import ClientConnection
@@ -116,7 +116,7 @@ def running(args: list[str], env: dict[str, str], log: Path, ready_path: str) ->
 class WsClient:
     """A test's view of one socket: every message kept, with its arrival time."""
 
-    opened: list[WsClient] = []  # closed by a fixture at teardown
+    opened: ClassVar[list[WsClient]] = []  # closed by a fixture at teardown
 
     def __init__(self, conn: ClientConnection) -> None:
         self.conn = conn

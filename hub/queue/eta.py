@@ -77,9 +77,12 @@ def simulate(
         if len(ends) < slots:
             for source, queue in queues.items():
                 head = heads[source]
-                if head < len(queue) and in_lane.get(source, 0) < lanes.get(source, slots):
-                    if best is None or queue[head] < best:
-                        best = queue[head]
+                if (
+                    head < len(queue)
+                    and in_lane.get(source, 0) < lanes.get(source, slots)
+                    and (best is None or queue[head] < best)
+                ):
+                    best = queue[head]
         if best is not None:
             source, duration = waiting[best]
             heads[source] += 1

@@ -115,7 +115,7 @@ class Sim:
         data = players.month_data("chesscom", name, key, now, growth.get(key, ()))
         age = _OPEN_MAX_AGE if key == players.month_of(now) else _CLOSED_MAX_AGE
         modified = players.last_modified_s(data, key, now)
-        return _conditional(request, data.body, players.etag(data.body), modified, age)
+        return _conditional(request, data.body, data.etag, modified, age)
 
     # lichess
 

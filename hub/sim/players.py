@@ -124,6 +124,7 @@ class MonthData(NamedTuple):
     body: bytes  # chess.com `{"games":[...]}`; empty for lichess
     lines: tuple[bytes, ...]  # lichess ndjson lines, ascending; empty for chess.com
     tally: tuple[int, ...]  # lichess rated, ai, draw, loss, win: the `/api/user` counts
+    etag: str  # chess.com: strong validator of `body`, computed once per build
 
 
 def month_data(
@@ -162,10 +163,9 @@ def build_month(
     return [make(who, seeds[i], ends[i], ends[i - 1] if i else start) for i in range(len(ends))]
 
 
-@functools.lru_cache(maxsize=64)
 def etag(body: bytes) -> str:
-    """A strong ETag from the content; memoised, as a big month is served many times."""
-    return f'"{hashlib.blake2b(body, digest_size=12).hexdigest()}"'
+    """A strong ETag from the content, so equal bodies share a tag across restarts."""
+    return f'"{hashlib.sha1(body, usedforsecurity=False).hexdigest()[:24]}"'
 
 
 def last_modified_s(data: MonthData, month: Month, now: float) -> int:
@@ -469,7 +469,8 @@ def _encode(source: str, lower: str, games: list[Game]) -> MonthData:
     if source == "chesscom":
         last = games[-1]["end_time"] * 1000 if games else 0
         ids, times = tuple(g["uuid"] for g in games), tuple(g["end_time"] for g in games)
-        return MonthData(ids, times, last, _encoder.encode({"games": games}), (), ())
+        body = _encoder.encode({"games": games})
+        return MonthData(ids, times, last, body, (), (), etag(body))
     tally = [0, 0, 0, 0, 0]
     for g in games:
         side = "white" if g["players"]["white"].get("user", {}).get("id") == lower else "black"
@@ -480,7 +481,7 @@ def _encode(source: str, lower: str, games: list[Game]) -> MonthData:
     last = games[-1]["lastMoveAt"] if games else 0
     ids, times = tuple(g["id"] for g in games), tuple(g["createdAt"] for g in games)
     lines = tuple(_encoder.encode(g) + b"\n" for g in games)
-    return MonthData(ids, times, last, b"", lines, tuple(tally))
+    return MonthData(ids, times, last, b"", lines, tuple(tally), "")
 
 
 class _Cache:

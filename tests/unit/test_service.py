@@ -72,6 +72,7 @@ class Harness:
     def __init__(self, hub: ImportHub) -> None:
         self.hub = hub
         self.inbox: dict[Client, list[dict[str, Any]]] = {}
+        self.writers: list[asyncio.Task[None]] = []
 
     def client(self) -> Client:
         got: list[dict[str, Any]] = []
@@ -81,7 +82,7 @@ class Harness:
 
         c = Client(Mailbox(send))
         self.inbox[c] = got
-        asyncio.create_task(c.mailbox.run())
+        self.writers.append(asyncio.create_task(c.mailbox.run()))
         return c
 
     async def wait_for(self, c: Client, kind: str, timeout: float = 5.0) -> dict[str, Any]:
