@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import argparse
+import math
 import importlib.util
 import sys
 from collections.abc import Sequence
@@ -99,6 +100,10 @@ def _serve(args: argparse.Namespace) -> None:
         port=args.port,
         ws="websockets-sansio",
         ws_per_message_deflate=False,  # deflate costs ~40 KiB per idle socket
+        ws_max_size=settings.ws_max_bytes,  # larger frames close the socket with 1009
+        ws_ping_interval=settings.ws_ping_s,  # reaps clients that vanished without a close
+        ws_ping_timeout=settings.ws_ping_s,
+        timeout_graceful_shutdown=math.ceil(settings.shutdown_s),
         loop="uvloop" if importlib.util.find_spec("uvloop") else "asyncio",
         http="httptools" if importlib.util.find_spec("httptools") else "h11",
         log_level=args.log_level,

@@ -19,6 +19,7 @@ from hub import protocol as p
 from hub.fanout import Fanout
 from hub.fetch import make_sources
 from hub.fetch.http import Http
+from hub.guard import POLICY_VIOLATION, Door, client_address, origin_allowed
 from hub.mailbox import MailboxStats
 from hub.queue.core import Slots
 from hub.queue.eta import Ewma
@@ -51,8 +52,27 @@ def _hub(state: State) -> ImportHub:
 
 @websocket("/ws")
 async def ws(socket: WebSocket[Any, Any, Any]) -> None:
+    state = socket.app.state
+    door: Door = state.door
+    headers = socket.headers
+    if not origin_allowed(
+        headers.get("origin"), headers.get("host"), socket.url.scheme, door.allowed_origins
+    ):
+        # Closing before accept refuses the handshake itself (HTTP 403).
+        await socket.close(POLICY_VIOLATION, "origin not allowed")
+        return
+    peer = socket.client.host if socket.client is not None else ""
+    address = client_address(peer, headers, door.trusted)
+    refused = door.enter(address)
     await socket.accept()
-    await serve_socket(socket, _hub(socket.app.state), socket.app.state.mailbox_stats)
+    if refused is not None:
+        reason = "too many sockets" if refused == POLICY_VIOLATION else "hub is full"
+        await socket.close(refused, reason)
+        return
+    try:
+        await serve_socket(socket, _hub(state), state.mailbox_stats, address)
+    finally:
+        door.leave(address)
 
 
 @get("/healthz", media_type=MediaType.JSON)
@@ -133,6 +153,7 @@ def create_app(settings: Settings, sim: Any = None) -> Litestar:
             app.state.hub = hub
             app.state.http = http
             app.state.mailbox_stats = MailboxStats()
+            app.state.door = Door(settings)
             yield
 
     static = create_static_files_router(

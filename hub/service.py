@@ -15,6 +15,7 @@ from hub import protocol as p
 from hub.errors import HubError, StorageUnavailable
 from hub.fanout import Client, Fanout
 from hub.fetch.base import Source
+from hub.guard import ticket_key
 from hub.importer import Outcome, run_import
 from hub.queue.core import Admit, Decision, Drop, Entry, LineChanged, Release, Stop, UnknownTicket
 from hub.queue.local import LocalQueue
@@ -22,6 +23,8 @@ from hub.settings import Settings
 from hub.store.base import ImportRecord, Store
 
 log = logging.getLogger("hub")
+
+UNKNOWN_TICKET = "That ticket is not known here, or its import ended a while ago."
 
 
 @dataclass
@@ -55,8 +58,12 @@ class ImportHub:
         queue.apply = self.apply
         self.running: dict[str, Running] = {}
         self.background: set[asyncio.Task[None]] = set()
-        # Finished tickets, so a page that reloads right after the end still learns it.
-        self.recent: dict[str, tuple[float, str, str]] = {}
+        # Ended tickets, so a page that reloads right after the end still learns it:
+        # key -> (expires, import_id, source, username, final message)
+        self.recent: dict[str, tuple[float, str, str, str, str]] = {}
+        # Live tickets per client address, for HUB_MAX_TICKETS_PER_IP.
+        self.by_address: dict[str, set[str]] = {}
+        self.key_address: dict[str, str] = {}
 
     @property
     def slots(self) -> int:
@@ -85,9 +92,28 @@ class ImportHub:
         return p.Hello(p.PROTOCOL, s.slots, s.free, len(s.line))
 
     async def request_import(self, client: Client, source: str, username: str) -> None:
-        ticket = secrets.token_urlsafe(24)  # 192 bits
+        username = username.lower()
+        held = self.by_address.setdefault(client.address, set())
+        if len(held) >= self.settings.max_tickets_per_ip:
+            raise p.ProtocolError(
+                "too_many_imports",
+                f"At most {self.settings.max_tickets_per_ip} imports may wait or run "
+                "for one visitor at a time.",
+            )
+        slots = self.queue.slots
+        if (source, username) not in slots.by_key and len(slots.line) >= self.settings.max_queue:
+            last = max((e.eta_s for e in slots.estimates(self.clock()).values()), default=0.0)
+            raise p.ProtocolError(
+                "queue_full",
+                f"The line is full ({len(slots.line)} waiting); the last place would wait "
+                f"about {round(last)} s. Try again later.",
+            )
+        secret = secrets.token_urlsafe(24)  # 192 bits
+        key = ticket_key(secret)
         import_id = secrets.token_hex(8)
-        entry, joined = await self.queue.join(ticket, import_id, source, username.lower())
+        entry, joined = await self.queue.join(key, import_id, source, username)
+        held.add(key)
+        self.key_address[key] = client.address
         if not joined:
             record = ImportRecord(
                 id=entry.import_id,
@@ -100,37 +126,37 @@ class ImportHub:
                 await self.store.create_import(record)
             except Exception:
                 log.exception("could not record a new import", extra={"import_id": import_id})
-                await self.queue.cancel(ticket)
+                await self.queue.cancel(key)
                 raise StorageUnavailable() from None
-        self.fanout.follow(client, ticket, entry.import_id)
-        client.put(p.TicketMsg(ticket, entry.import_id, source, entry.username, joined=joined))
+        self.fanout.follow(client, key, entry.import_id)
+        client.put(p.TicketMsg(secret, entry.import_id, source, entry.username, joined=joined))
         self._greet(client, entry)
         if entry.state == "waiting" and not joined:
             self._probe(entry)
 
     async def resume(self, client: Client, ticket: str) -> None:
+        key = ticket_key(ticket)
         try:
-            entry = await self.queue.attach(ticket)
+            entry = await self.queue.attach(key)
         except UnknownTicket:
-            final = self._recent(ticket)
-            if final is None:
-                raise p.ProtocolError("unknown_ticket", "That ticket is not known here.") from None
-            client.put_text(final[0])
-            client.put_text(final[1])
+            ended = self._recent(key)
+            if ended is None:
+                raise p.ProtocolError("unknown_ticket", UNKNOWN_TICKET) from None
+            import_id, source, username, final = ended
+            client.put(p.TicketMsg(ticket, import_id, source, username, joined=False))
+            client.put_text(final)
             return
-        self.fanout.follow(client, ticket, entry.import_id)
+        self.fanout.follow(client, key, entry.import_id)
         client.put(
-            p.TicketMsg(
-                ticket, entry.import_id, entry.source, entry.username, ticket != entry.owner
-            )
+            p.TicketMsg(ticket, entry.import_id, entry.source, entry.username, key != entry.owner)
         )
         self._greet(client, entry)
 
     async def cancel(self, client: Client, ticket: str) -> None:
         try:
-            await self.queue.cancel(ticket)
+            await self.queue.cancel(ticket_key(ticket))
         except UnknownTicket:
-            raise p.ProtocolError("unknown_ticket", "That ticket is not known here.") from None
+            raise p.ProtocolError("unknown_ticket", UNKNOWN_TICKET) from None
 
     async def disconnected(self, client: Client) -> None:
         for ticket in self.fanout.drop_client(client):
@@ -147,12 +173,12 @@ class ImportHub:
         if run is not None and run.last_progress is not None:
             client.put_text(run.last_progress)
 
-    def _recent(self, ticket: str) -> tuple[str, str] | None:
+    def _recent(self, key: str) -> tuple[str, str, str, str] | None:
         now = self.clock()
-        for key in [k for k, v in self.recent.items() if v[0] < now]:
-            del self.recent[key]
-        hit = self.recent.get(ticket)
-        return None if hit is None else (hit[1], hit[2])
+        for old in [k for k, v in self.recent.items() if v[0] < now]:
+            del self.recent[old]
+        hit = self.recent.get(key)
+        return None if hit is None else hit[1:]
 
     # -- queue decisions --------------------------------------------------
 
@@ -168,6 +194,12 @@ class ImportHub:
                     run.stop.set()
             elif isinstance(d, Release):
                 self.fanout.release(d.ticket)
+                address = self.key_address.pop(d.ticket, None)
+                if address is not None:
+                    held = self.by_address.get(address, set())
+                    held.discard(d.ticket)
+                    if not held:
+                        self.by_address.pop(address, None)
             elif isinstance(d, LineChanged):
                 self.fanout.line_changed()
 
@@ -222,9 +254,8 @@ class ImportHub:
     ) -> None:
         expires = self.clock() + self.settings.resume_grace_s
         final_text = p.encode(final)
-        for ticket in tickets:
-            hello = p.encode(p.TicketMsg(ticket, import_id, source, username, joined=False))
-            self.recent[ticket] = (expires, hello, final_text)
+        for key in tickets:
+            self.recent[key] = (expires, import_id, source, username, final_text)
 
     def _background(self, work: Coroutine[Any, Any, None]) -> None:
         task = asyncio.create_task(work)

@@ -12,25 +12,36 @@ from litestar import WebSocket
 from hub import protocol as p
 from hub.errors import HubError
 from hub.fanout import Client
+from hub.guard import POLICY_VIOLATION, Bucket
 from hub.mailbox import Mailbox, MailboxStats
 from hub.service import ImportHub
 
 log = logging.getLogger("hub.session")
 
+SLOW_DOWN = "Too many messages; wait a moment before sending more."
+
 
 async def serve_socket(
-    socket: WebSocket[Any, Any, Any], hub: ImportHub, stats: MailboxStats
+    socket: WebSocket[Any, Any, Any], hub: ImportHub, stats: MailboxStats, address: str
 ) -> None:
     """Speak protocol v1 on an accepted socket until it closes."""
-    client = Client(Mailbox(socket.send_text, stats), address=_address(socket))
+    client = Client(Mailbox(socket.send_text, stats), address=address)
     hub.fanout.connect(client)
     writer = asyncio.create_task(_drain(client.mailbox), name="socket-writer")
     client.put(hub.hello())
+    bucket = Bucket(hub.settings.ws_msgs_per_s)
+    loop = asyncio.get_running_loop()
     try:
         while True:
             event = await socket.receive()
             if event["type"] == "websocket.disconnect":
                 break
+            if not bucket.allow(loop.time()):
+                if bucket.strikes > 2 * bucket.rate:
+                    await socket.close(POLICY_VIOLATION, "too many messages")
+                    break
+                client.put(p.Error("rate_limited", SLOW_DOWN))
+                continue
             text = event.get("text")
             if not isinstance(text, str):
                 client.put(p.Error("binary_frame", "Send JSON text frames, not binary ones."))
@@ -65,8 +76,3 @@ async def _drain(mailbox: Mailbox) -> None:
     # A send fails once the peer is gone; the reader then sees the disconnect.
     with contextlib.suppress(Exception):
         await mailbox.run()
-
-
-def _address(socket: WebSocket[Any, Any, Any]) -> str:
-    client = socket.client
-    return client.host if client is not None else ""

@@ -46,6 +46,17 @@ class Settings(msgspec.Struct, frozen=True, kw_only=True):
     # fan-out
     board_hz: float = 4.0
     queued_hz: float = 2.0
+    # limits (docs/SECURITY.md)
+    ws_max_bytes: int = 4096
+    ws_msgs_per_s: float = 5.0
+    ws_ping_s: float = 20.0
+    max_sockets_per_ip: int = 20
+    max_sockets: int = 20000
+    max_tickets_per_ip: int = 3
+    max_queue: int = 10000
+    allowed_origins: str = ""  # comma-separated; empty means the hub's own origin
+    trust_proxy: str = ""  # comma-separated proxy addresses whose X-Forwarded-For is believed
+    shutdown_s: float = 10.0
 
 
 # (field, variable) for every knob; the variable names are the documented interface.
@@ -77,6 +88,16 @@ ENV: dict[str, str] = {
     "eta_alpha": "HUB_ETA_ALPHA",
     "board_hz": "HUB_BOARD_HZ",
     "queued_hz": "HUB_QUEUED_HZ",
+    "ws_max_bytes": "HUB_WS_MAX_BYTES",
+    "ws_msgs_per_s": "HUB_WS_MSGS_PER_S",
+    "ws_ping_s": "HUB_WS_PING_S",
+    "max_sockets_per_ip": "HUB_MAX_SOCKETS_PER_IP",
+    "max_sockets": "HUB_MAX_SOCKETS",
+    "max_tickets_per_ip": "HUB_MAX_TICKETS_PER_IP",
+    "max_queue": "HUB_MAX_QUEUE",
+    "allowed_origins": "HUB_ALLOWED_ORIGINS",
+    "trust_proxy": "HUB_TRUST_PROXY",
+    "shutdown_s": "HUB_SHUTDOWN_S",
 }
 
 # Knobs that must be at least 1 (counts) or positive (durations, rates).
@@ -89,10 +110,24 @@ _AT_LEAST_ONE = {
     "lichess_page",
     "inflight_chesscom",
     "inflight_lichess",
+    "ws_max_bytes",
+    "max_sockets_per_ip",
+    "max_sockets",
+    "max_tickets_per_ip",
+    "max_queue",
 }
 _DATABASE_SCHEMES = ("sqlite:///", "sqlite+aiosqlite:///", "postgresql://", "postgres://")
 _HTTP = ("http://", "https://")
-_POSITIVE = {"retry_max_s", "request_timeout_s", "board_hz", "queued_hz", "eta_alpha"}
+_POSITIVE = {
+    "retry_max_s",
+    "request_timeout_s",
+    "board_hz",
+    "queued_hz",
+    "eta_alpha",
+    "ws_msgs_per_s",
+    "shutdown_s",
+}
+_MAY_BE_EMPTY = {"allowed_origins", "trust_proxy"}
 
 
 def _convert(field: str, name: str, raw: Any, kind: type) -> Any:
@@ -105,7 +140,7 @@ def _convert(field: str, name: str, raw: Any, kind: type) -> Any:
                 raise ValueError
         else:
             value = str(raw).strip()
-            if not value:
+            if not value and field not in _MAY_BE_EMPTY:
                 raise ValueError
     except ValueError:
         raise SettingsError(f"{name}={raw!r} is not a valid {kind.__name__}") from None
@@ -139,3 +174,8 @@ def load_settings(environ: Mapping[str, str] | None = None, **overrides: Any) ->
             raise SettingsError(f"unknown setting {field!r}")
         values[field] = _convert(field, "--" + field.replace("_", "-"), raw, kinds[field])
     return Settings(**values)
+
+
+def split_list(value: str) -> list[str]:
+    """A comma-separated setting as a list, blanks dropped."""
+    return [part.strip() for part in value.split(",") if part.strip()]

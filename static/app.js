@@ -83,6 +83,7 @@ const state = {
   boardKey: "",
   summary: null,
   summaryFor: null,
+  lostNote: false, // a reconnect found our import gone
 };
 
 // -- ticket storage (a reload or a new tab picks the import up again) ---------
@@ -279,10 +280,16 @@ function onError(msg) {
   if (msg.code === "unknown_ticket") {
     // The hub no longer knows our import (it ended long ago, or the hub was replaced).
     if (state.phase !== "requesting") {
+      const wasShowing = state.phase === "queued" || state.phase === "running";
       forgetTicket();
       state.ticket = null;
       if (ACTIVE.has(state.phase)) {
         state.phase = "idle";
+      }
+      if (wasShowing) {
+        // Only after a reconnect, where the page was showing the import: say where it went.
+        ui.formNote.textContent = "The hub no longer knows your last import (it may have restarted). Start it again if you still need it.";
+        state.lostNote = true;
       }
     }
     return;
@@ -318,6 +325,7 @@ function showFormError(text) {
 
 function startImport(source, username) {
   showFormError("");
+  state.lostNote = false;
   if (ACTIVE.has(state.phase)) {
     ui.formNote.textContent = "One import at a time: leave the line or cancel the current import first.";
     ui.formNote.hidden = false;
@@ -448,7 +456,7 @@ function render() {
   show(ui.connection, state.connection === "reconnecting");
   ui.importButton.disabled = active;
   if (!active) {
-    show(ui.formNote, false);
+    show(ui.formNote, Boolean(state.lostNote));
   } else {
     setText(ui.formNote, "One import at a time: this one must finish, or be left, before you start another.");
     show(ui.formNote, true);

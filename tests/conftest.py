@@ -52,6 +52,10 @@ def hub_factory(tmp_path: Path) -> Iterator[HubFactory]:
             "HUB_RETRY_BASE_S": "0.05",
             "HUB_PAUSE_CHESSCOM_S": "0.2",
             "HUB_PAUSE_LICHESS_S": "1",
+            # Every test client comes from 127.0.0.1; the per-address limits have their own tests.
+            "HUB_MAX_SOCKETS_PER_IP": "100000",
+            "HUB_MAX_TICKETS_PER_IP": "100000",
+            "HUB_WS_MSGS_PER_S": "1000",
         }
         base.update({k: str(v) for k, v in env.items()})
         p = start(["serve"], base, tmp_path / f"hub{n}.log", "/healthz")

@@ -4,10 +4,11 @@ from __future__ import annotations
 
 import asyncio
 import json
+import re
 import urllib.request
 
 import pytest
-from playwright.async_api import Page, expect
+from playwright.async_api import Page, WebSocketRoute, expect
 
 from tests.browser.conftest import Pages, screenshot_path
 from tests.conftest import HubFactory
@@ -299,3 +300,73 @@ async def test_layout_has_no_horizontal_scroll(
     scroll = await page.evaluate("document.scrollingElement.scrollWidth")
     assert scroll <= width, f"page is {scroll} px wide in a {width} px window"
     await page.screenshot(path=screenshot_path(f"done-{width}"), full_page=True)
+
+
+async def test_leave_queue_and_cancel(
+    slow_sim: Proc, hub_factory: HubFactory, pages: Pages
+) -> None:
+    hub = hub_factory(slow_sim, MAX_CONCURRENT_IMPORTS=1)
+    runner = await pages.new(page_url(hub))
+    await start_import(runner, "runner-p80x2")
+    await expect(runner.locator("#run-pages")).to_contain_text("page ", timeout=LONG)
+
+    leaver = await pages.new(page_url(hub))
+    await start_import(leaver, "leaver-p3x2")
+    await expect(leaver.locator("#status-headline")).to_have_text("You are #1 in line")
+    await leaver.get_by_role("button", name="Leave queue").click()
+    await expect(leaver.locator("#status-headline")).to_have_text("Import stopped")
+    await expect(leaver.locator("#failed-message")).to_contain_text("The import was cancelled.")
+    await expect(runner.locator("#board-waiting")).to_have_text("Nobody is waiting.")
+    assert await leaver.evaluate("localStorage.getItem('importHub.ticket')") is None
+
+    await runner.get_by_role("button", name="Cancel").click()
+    await expect(runner.locator("#status-headline")).to_have_text("Import stopped", timeout=LONG)
+    await expect(runner.get_by_role("button", name="Try again")).to_be_visible()
+    await expect(leaver.locator("#board-running")).to_have_text("Nothing is importing right now.")
+
+
+async def test_dropped_socket_reconnects_and_resumes(
+    slow_sim: Proc, hub_factory: HubFactory, pages: Pages
+) -> None:
+    hub = hub_factory(slow_sim, MAX_CONCURRENT_IMPORTS=1)
+    blocker = await pages.new(page_url(hub))
+    await start_import(blocker, "holder-p80x2")
+    await expect(blocker.locator("#run-pages")).to_contain_text("page ", timeout=LONG)
+
+    # Every socket of this page goes through Playwright, so the test can cut it like a hub restart.
+    routes: list[tuple[WebSocketRoute, WebSocketRoute]] = []
+
+    def through(ws: WebSocketRoute) -> None:
+        routes.append((ws, ws.connect_to_server()))
+
+    context = await pages.context()
+    await context.route_web_socket(re.compile(r"/ws$"), through)
+    page = await pages.new(page_url(hub), context=context)
+    await start_import(page, "dropper-p3x2")
+    await expect(page.locator("#status-headline")).to_have_text("You are #1 in line")
+    ticket = await page.evaluate("localStorage.getItem('importHub.ticket')")
+
+    to_page, to_hub = routes[-1]
+    await to_hub.close(code=1000)
+    await to_page.close(code=1012, reason="service restart")
+    banner = page.locator("#connection")
+    await expect(banner).to_be_visible()
+    await expect(banner).to_contain_text("reconnecting…")
+    await expect(page.locator("#status-headline")).to_have_text("You are #1 in line")  # never blank
+    await expect(banner).to_be_hidden(timeout=LONG)
+    assert len(routes) == 2
+    await expect(page.locator("#status-headline")).to_have_text("You are #1 in line")
+    assert await page.evaluate("localStorage.getItem('importHub.ticket')") == ticket
+    assert hub.get_json("/api/queue")["waiting_total"] == 1
+
+    # The running import resumes too, with its progress.
+    await blocker.get_by_role("button", name="Cancel").click()
+    await expect(page.locator("#run-pages")).to_contain_text("page ", timeout=LONG)
+    to_page, to_hub = routes[-1]
+    await to_hub.close(code=1000)
+    await to_page.close(code=1001)
+    await expect(banner).to_be_visible()
+    await expect(page.locator("#run-progress")).to_be_visible()
+    await expect(banner).to_be_hidden(timeout=LONG)
+    await finished(page)
+    assert len(routes) == 3
