@@ -104,6 +104,7 @@ def _serve(args: argparse.Namespace) -> None:
         ws_ping_interval=settings.ws_ping_s,  # reaps clients that vanished without a close
         ws_ping_timeout=settings.ws_ping_s,
         timeout_graceful_shutdown=math.ceil(settings.shutdown_s),
+        proxy_headers=False,  # X-Forwarded-For is believed only per HUB_TRUST_PROXY (hub.guard)
         loop="uvloop" if importlib.util.find_spec("uvloop") else "asyncio",
         http="httptools" if importlib.util.find_spec("httptools") else "h11",
         log_level=args.log_level,

@@ -45,8 +45,24 @@ class JsonFormatter(logging.Formatter):
         return json.dumps(doc, default=str)
 
 
+class ClientFaultFilter(logging.Filter):
+    """uvicorn logs a traceback when a client sends a text frame that is not UTF-8.
+
+    The socket is already closed with 1007, as it should be; the fault is the
+    client's, so it becomes one warning line instead of a server error.
+    """
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        if record.getMessage().startswith("Invalid UTF-8 sequence received from client"):
+            record.exc_info = None
+            record.exc_text = None
+            record.levelno, record.levelname = logging.WARNING, "WARNING"
+        return True
+
+
 def setup_logging(level: str = "INFO") -> None:
     handler = logging.StreamHandler()
+    handler.addFilter(ClientFaultFilter())
     json_lines = os.environ.get("HUB_LOG_JSON", "") not in ("", "0", "false")
     handler.setFormatter(JsonFormatter() if json_lines else TextFormatter())
     root = logging.getLogger()

@@ -6,6 +6,11 @@ import { HubSocket } from "./socket.js";
 
 const USERNAME = /^[A-Za-z0-9_-]{2,50}$/;
 const STORE_KEY = "importHub.ticket";
+const CLOSE_REASONS = {
+  1008: "The hub closed this connection (too many open tabs or messages)",
+  1012: "The hub is restarting",
+  1013: "The hub is full right now",
+};
 const ACTIVE = new Set(["requesting", "resuming", "queued", "running"]);
 
 const $ = (id) => document.getElementById(id);
@@ -56,6 +61,8 @@ const ui = {
   boardRunning: $("board-running"),
   boardWaiting: $("board-waiting"),
   boardMore: $("board-more"),
+  boardStale: $("board-stale"),
+  boardPanel: $("board-panel"),
 };
 
 const state = {
@@ -77,6 +84,7 @@ const state = {
   waiting: null, // {reason, deadline}
   final: null, // the done or failed message
   connection: "connecting", // connecting | open | reconnecting
+  closeCode: null, // why the last connection closed
   reconnectAt: null, // Date.now() of the next attempt
   hello: null,
   board: null,
@@ -187,6 +195,7 @@ const socket = new HubSocket({
   onState(connection, detail) {
     state.connection = connection;
     state.reconnectAt = connection === "reconnecting" && detail.inMs ? Date.now() + detail.inMs : null;
+    state.closeCode = detail.code ?? null;
     if (connection === "reconnecting" && state.phase === "requesting") {
       // The request may not have reached the hub; nothing was promised yet.
       state.phase = "idle";
@@ -454,6 +463,8 @@ function render() {
 
   // connection banner: shown whenever the socket is down, never blanking the page
   show(ui.connection, state.connection === "reconnecting");
+  show(ui.boardStale, state.connection === "reconnecting" && state.board !== null);
+  ui.boardPanel.classList.toggle("stale", state.connection === "reconnecting");
   ui.importButton.disabled = active;
   if (!active) {
     show(ui.formNote, Boolean(state.lostNote));
@@ -544,6 +555,7 @@ function renderClocks() {
     setText(ui.queueEta, formatEstimate(left));
   }
   if (state.phase === "running") {
+    show(ui.runEta, Boolean(state.pages));
     if (state.runDeadline !== null && state.pages) {
       const left = Math.max(0, Math.ceil((state.runDeadline - now) / 1000));
       setText(ui.runEta, left > 0 ? `${formatEstimate(left)} left` : "Almost done…");
@@ -557,10 +569,8 @@ function renderClocks() {
   }
   if (state.connection === "reconnecting") {
     const left = state.reconnectAt ? Math.ceil((state.reconnectAt - Date.now()) / 1000) : 0;
-    setText(
-      ui.connectionText,
-      left > 0 ? `Connection lost — reconnecting… (next try in ${left} s)` : "Connection lost — reconnecting…",
-    );
+    const why = CLOSE_REASONS[state.closeCode] || "Connection lost";
+    setText(ui.connectionText, left > 0 ? `${why} — reconnecting… (next try in ${left} s)` : `${why} — reconnecting…`);
   }
 }
 

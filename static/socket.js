@@ -13,7 +13,8 @@ export function hubUrl(loc = window.location) {
  * Calls:
  *   onOpen()                 - a fresh connection is ready; (re)send watch_queue and resume
  *   onMessage(message)       - one parsed hub message
- *   onState(state, detail)   - "connecting" | "open" | "reconnecting" (detail.inMs, detail.attempt)
+ *   onState(state, detail)   - "connecting" | "open" | "reconnecting"
+ *                              (detail.inMs: wait before the next try, detail.code: why it closed)
  */
 export class HubSocket {
   constructor({ url = hubUrl(), onOpen, onMessage, onState }) {
@@ -26,6 +27,7 @@ export class HubSocket {
     this.timer = null;
     this.nextAt = 0;
     this.stopped = false;
+    this.lastClose = null; // the close code of the last lost connection
     window.addEventListener("online", () => this.retryNow());
   }
 
@@ -37,7 +39,11 @@ export class HubSocket {
     this.stopped = false;
     clearTimeout(this.timer);
     this.timer = null;
-    this.onState(this.attempt === 0 ? "connecting" : "reconnecting", { attempt: this.attempt, inMs: 0 });
+    this.onState(this.attempt === 0 ? "connecting" : "reconnecting", {
+      attempt: this.attempt,
+      inMs: 0,
+      code: this.lastClose,
+    });
     let ws;
     try {
       ws = new WebSocket(this.url);
@@ -76,6 +82,7 @@ export class HubSocket {
       }
       this.ws = null;
       if (!this.stopped) {
+        this.lastClose = event.code;
         this.schedule(event.code === 1012 ? RESTART_DELAY_MS : null);
       }
     });
@@ -89,7 +96,7 @@ export class HubSocket {
     const wait = Math.min(MAX_DELAY_MS, jittered);
     this.attempt += 1;
     this.nextAt = Date.now() + wait;
-    this.onState("reconnecting", { attempt: this.attempt, inMs: wait });
+    this.onState("reconnecting", { attempt: this.attempt, inMs: wait, code: this.lastClose });
     clearTimeout(this.timer);
     this.timer = setTimeout(() => this.connect(), wait);
   }

@@ -28,6 +28,7 @@ CHROMIUM_ARGS = [
     "--disable-sync",
     "--no-first-run",
 ]
+HAVE_CHROMIUM = Path(CHROMIUM).exists()
 ARTIFACTS = Path(__file__).resolve().parents[1] / "artifacts"
 DESKTOP = {"width": 1280, "height": 900}
 
@@ -39,7 +40,7 @@ def screenshot_path(name: str) -> str:
 
 @pytest.fixture
 async def browser() -> AsyncIterator[Browser]:
-    if not Path(CHROMIUM).exists():
+    if not HAVE_CHROMIUM:
         pytest.skip(f"no Chromium at {CHROMIUM}")
     async with async_playwright() as pw:
         chromium = await pw.chromium.launch(executable_path=CHROMIUM, args=CHROMIUM_ARGS)
@@ -59,6 +60,8 @@ class Pages:
         self.contexts: list[BrowserContext] = []
         self.problems: list[str] = []
         self.dialogs: list[str] = []
+        self._problems_seen = 0
+        self._dialogs_seen = 0
 
     async def context(
         self, width: int = DESKTOP["width"], height: int = DESKTOP["height"]
@@ -100,8 +103,11 @@ class Pages:
         return page
 
     def check(self) -> None:
-        assert not self.dialogs, f"dialogs opened: {self.dialogs}"
-        assert not self.problems, "console or page problems:\n" + "\n".join(self.problems)
+        """Raise for dialogs and problems not reported yet (each is reported once)."""
+        dialogs, problems = self.dialogs[self._dialogs_seen :], self.problems[self._problems_seen :]
+        self._dialogs_seen, self._problems_seen = len(self.dialogs), len(self.problems)
+        assert not dialogs, f"dialogs opened: {dialogs}"
+        assert not problems, "console or page problems:\n" + "\n".join(problems)
 
     async def close(self) -> None:
         for context in self.contexts:

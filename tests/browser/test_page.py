@@ -3,9 +3,11 @@
 from __future__ import annotations
 
 import asyncio
+import datetime
 import json
 import re
 import urllib.request
+from typing import Any
 
 import pytest
 from playwright.async_api import Page, WebSocketRoute, expect
@@ -201,10 +203,11 @@ async def test_markup_in_names_is_only_ever_text(
     context = await pages.context()
     await context.add_init_script(CAPTURE_SOCKET)
     # A stored ticket whose name is markup: shown as text, then forgotten when the hub denies it.
+    stored = json.dumps({"ticket": EVIL, "source": "chesscom", "username": EVIL})
     await context.add_init_script(
         "if (!sessionStorage.getItem('seeded')) {"
         " sessionStorage.setItem('seeded', '1');"
-        f" localStorage.setItem('importHub.ticket', {json.dumps(json.dumps({'ticket': EVIL, 'source': 'chesscom', 'username': EVIL}))});"
+        f" localStorage.setItem('importHub.ticket', {json.dumps(stored)});"
         "}"
     )
     page = await pages.new(page_url(hub), context=context)
@@ -351,7 +354,9 @@ async def test_dropped_socket_reconnects_and_resumes(
     await to_page.close(code=1012, reason="service restart")
     banner = page.locator("#connection")
     await expect(banner).to_be_visible()
-    await expect(banner).to_contain_text("reconnecting…")
+    await expect(banner).to_contain_text("The hub is restarting — reconnecting…")
+    await expect(page.locator("#board-stale")).to_be_visible()
+    await page.screenshot(path=screenshot_path("reconnecting"))
     await expect(page.locator("#status-headline")).to_have_text("You are #1 in line")  # never blank
     await expect(banner).to_be_hidden(timeout=LONG)
     assert len(routes) == 2
@@ -365,8 +370,182 @@ async def test_dropped_socket_reconnects_and_resumes(
     to_page, to_hub = routes[-1]
     await to_hub.close(code=1000)
     await to_page.close(code=1001)
-    await expect(banner).to_be_visible()
+    await expect(banner).to_contain_text("Connection lost — reconnecting…")
     await expect(page.locator("#run-progress")).to_be_visible()
     await expect(banner).to_be_hidden(timeout=LONG)
     await finished(page)
     assert len(routes) == 3
+
+
+async def test_upstream_trouble_is_explained(
+    sim: Proc, hub_factory: HubFactory, pages: Pages
+) -> None:
+    # `flaky…` players fail every first request with a 503; the hub backs off before retrying.
+    hub = hub_factory(sim, HUB_RETRY_BASE_S=3)
+    page = await pages.new(page_url(hub))
+    await start_import(page, "flaky-p4x5")
+    waiting = page.locator("#run-waiting")
+    await expect(waiting).to_be_visible(timeout=LONG)
+    await expect(waiting).to_contain_text("chess.com did not answer properly — retrying")
+    await page.screenshot(path=screenshot_path("waiting"), full_page=True)
+    await finished(page)
+    await expect(page.locator("#done-new")).to_have_text("20")
+
+
+class ScriptedHub:
+    """Stands in for the hub's socket, so a test says exactly what the page hears and when."""
+
+    def __init__(self) -> None:
+        self.routes: list[WebSocketRoute] = []
+        self.received: list[dict[str, Any]] = []
+
+    def accept(self, ws: WebSocketRoute) -> None:
+        self.routes.append(ws)
+        ws.on_message(lambda text: self.received.append(json.loads(text)))
+        self.send({"type": "hello", "protocol": 1, "slots_total": 2, "slots_free": 0, "queued": 3})
+
+    def send(self, message: dict[str, Any]) -> None:
+        self.routes[-1].send(json.dumps(message))
+
+    async def heard(self, kind: str, timeout: float = 5.0) -> dict[str, Any]:
+        for _ in range(int(timeout / 0.05)):
+            for message in self.received:
+                if message["type"] == kind:
+                    self.received.remove(message)
+                    return message
+            await asyncio.sleep(0.05)
+        raise AssertionError(f"the page never sent {kind!r}; it sent {self.received}")
+
+
+async def test_wording_and_countdowns_against_a_scripted_hub(
+    sim: Proc, hub_factory: HubFactory, pages: Pages
+) -> None:
+    hub = hub_factory(sim)
+    fake = ScriptedHub()
+    context = await pages.context()
+    await context.route_web_socket(re.compile(r"/ws$"), fake.accept)
+    page = await pages.new(context=context)
+    start = datetime.datetime(2026, 3, 1, 12, 0, 0)
+    await page.clock.install(time=start)
+    await page.clock.pause_at(start + datetime.timedelta(seconds=1))
+    await page.goto(page_url(hub))
+    await fake.heard("watch_queue")
+
+    await start_import(page, "Scripted_1")
+    assert await fake.heard("import") == {
+        "type": "import",
+        "source": "chesscom",
+        "username": "Scripted_1",
+    }
+    ids = {"import_id": "i1"}
+    fake.send(
+        {
+            "type": "ticket",
+            "ticket": "T1",
+            **ids,
+            "source": "chesscom",
+            "username": "scripted_1",
+            "joined": False,
+        }
+    )
+    queued = {"type": "queued", **ids, "slots_total": 2, "slots_free": 0}
+    fake.send({**queued, "position": 3, "ahead": 2, "eta_s": 80})
+    headline, eta = page.locator("#status-headline"), page.locator("#queue-eta")
+    await expect(headline).to_have_text("You are #3 in line")
+    await expect(page.locator("#status-player")).to_have_text("Scripted_1 on chess.com")
+    await expect(page.locator("#queue-slots")).to_have_text("0 of 2 import slots available")
+    await expect(eta).to_have_text("about 1 min 20 s")
+    # The wait counts down every second on its own ...
+    await page.clock.run_for(1000)
+    await expect(eta).to_have_text("about 1 min 19 s")
+    await page.clock.run_for(20_000)
+    await expect(eta).to_have_text("about 59 s")
+    # ... and jumps only when the hub says so.
+    fake.send({**queued, "position": 2, "ahead": 1, "eta_s": 30})
+    await expect(headline).to_have_text("You are #2 in line")
+    await expect(eta).to_have_text("about 30 s")
+    assert json.loads(await page.evaluate("localStorage.getItem('importHub.ticket')")) == {
+        "ticket": "T1",
+        "source": "chesscom",
+        "username": "Scripted_1",
+    }
+
+    # The board: own rows marked with words, not only colour; the rest of a long line summed up.
+    fake.send(
+        {
+            "type": "queue",
+            "slots_total": 2,
+            "slots_free": 0,
+            "running": [
+                {"import_id": "x9", "source": "lichess", "player": "zz…", "page": 3, "pages": 10},
+                {
+                    "import_id": "x8",
+                    "source": "chesscom",
+                    "player": "yy…",
+                    "page": 0,
+                    "pages": None,
+                },
+            ],
+            "waiting": [
+                {"position": 1, "source": "lichess", "player": "ab…"},
+                {"position": 2, "source": "chesscom", "player": "scripted_1"},
+            ],
+            "waiting_total": 130,
+        }
+    )
+    await expect(page.locator("#board-waiting li.mine")).to_contain_text("#2")
+    await expect(page.locator("#board-waiting li.mine .you")).to_have_text("You")
+    await expect(page.locator("#board-waiting li").first).not_to_contain_text("You")
+    await expect(page.locator("#board-more")).to_have_text("+128 more waiting")
+    await expect(page.locator("#board-running li").nth(0)).to_contain_text("page 3 of 10")
+    await expect(page.locator("#board-running li").nth(1)).to_contain_text("starting")
+    await expect(page.locator("#board-slots")).to_have_text(
+        "0 of 2 import slots free · 130 waiting"
+    )
+
+    fake.send({"type": "started", **ids, "waited_s": 50.0})
+    progress = {"type": "progress", **ids, "page": 7, "pages": 24, "games": 1432}
+    fake.send({**progress, "eta_s": 50})
+    await expect(page.locator("#run-pages")).to_have_text("page 7 of 24 · 1,432 games")
+    assert await page.locator("#run-progress").evaluate("b => [b.value, b.max]") == [7, 24]
+    await expect(page.locator("#run-eta")).to_have_text("about 50 s left")
+    await expect(page.locator("#run-waiting")).to_be_hidden()
+    fake.send({**progress, "eta_s": None, "waiting": {"reason": "rate_limited", "retry_in_s": 4}})
+    waiting = page.locator("#run-waiting")
+    await expect(waiting).to_have_text("chess.com asked us to slow down — retrying in 4 s")
+    await page.clock.run_for(1000)
+    await expect(waiting).to_have_text("chess.com asked us to slow down — retrying in 3 s")
+    await page.clock.run_for(3000)
+    await expect(waiting).to_have_text("chess.com asked us to slow down — retrying now")
+    fake.send({**progress, "page": 8, "games": 1500, "eta_s": 40})
+    await expect(waiting).to_be_hidden()
+    await expect(page.locator("#run-pages")).to_have_text("page 8 of 24 · 1,500 games")
+
+    await page.get_by_role("button", name="Cancel").click()
+    assert await fake.heard("cancel") == {"type": "cancel", "ticket": "T1"}
+    await expect(headline).to_have_text("Stopping after the current page…")
+    fake.send(
+        {"type": "failed", **ids, "code": "cancelled", "message": "The import was cancelled."}
+    )
+    await expect(headline).to_have_text("Import stopped")
+    await expect(page.locator("#failed-message")).to_have_text(
+        "The import was cancelled. Games already imported are kept."
+    )
+    assert await page.evaluate("localStorage.getItem('importHub.ticket')") is None
+
+    # A failure the page has no wording for shows the hub's own message, as text.
+    await page.get_by_role("button", name="Try again").click()
+    assert (await fake.heard("import"))["username"] == "Scripted_1"
+    fake.send(
+        {
+            "type": "ticket",
+            "ticket": "T2",
+            "import_id": "i2",
+            "source": "chesscom",
+            "username": "scripted_1",
+            "joined": False,
+        }
+    )
+    fake.send({"type": "failed", "import_id": "i2", "code": "storage_full", "message": EVIL})
+    await expect(page.locator("#failed-message")).to_have_text(EVIL)
+    assert await page.evaluate("document.querySelectorAll('img').length") == 0

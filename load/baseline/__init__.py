@@ -1,0 +1,1 @@
+"""A small reproduction of the old design: one blocking HTTP request per import."""

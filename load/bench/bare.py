@@ -1,0 +1,96 @@
+"""A bare websockets server: the reference for fan-out speed and per-socket memory.
+
+`python -m load.bench.bare --port P`. Sockets on `/ws` are held idle. A socket on `/control`
+that sends `go` gets `trigger`, then every held socket gets one personalised message shaped like
+the hub's `queued`, then the control socket gets `{"sent": n, "send_s": s}`.
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import contextlib
+import json
+import signal
+import time
+from http import HTTPStatus
+
+from websockets.asyncio.server import Request, Response, ServerConnection, serve
+from websockets.exceptions import ConnectionClosed
+
+from load.procs import raise_nofile, run_async
+
+
+def payload(index: int) -> str:
+    """The same fields and about the same size as the hub's `queued` message."""
+    position = index + 2
+    return json.dumps(
+        {
+            "type": "queued",
+            "import_id": f"{index:016x}",
+            "position": position,
+            "ahead": position - 1,
+            "eta_s": round(100000.0 + position * 1.0, 1),
+            "slots_total": 1,
+            "slots_free": 0,
+        },
+        separators=(",", ":"),
+    )
+
+
+async def serve_forever(port: int) -> None:
+    clients: dict[ServerConnection, None] = {}  # insertion-ordered, O(1) removal
+    stop = asyncio.get_running_loop().create_future()
+    asyncio.get_running_loop().add_signal_handler(signal.SIGTERM, stop.set_result, None)
+
+    async def control(ws: ServerConnection) -> None:
+        async for message in ws:
+            if message == "go":
+                await ws.send("trigger")
+                began = time.monotonic()
+                sent = 0
+                for index, client in enumerate(list(clients)):
+                    with contextlib.suppress(ConnectionClosed):
+                        await client.send(payload(index))
+                        sent += 1
+                await ws.send(json.dumps({"sent": sent, "send_s": time.monotonic() - began}))
+            elif message == "count":
+                await ws.send(json.dumps({"clients": len(clients)}))
+
+    async def handler(ws: ServerConnection) -> None:
+        if ws.request is not None and ws.request.path == "/control":
+            await control(ws)
+            return
+        clients[ws] = None
+        try:
+            await ws.wait_closed()
+        finally:
+            clients.pop(ws, None)
+
+    def health(connection: ServerConnection, request: Request) -> Response | None:
+        if request.path == "/healthz":
+            return connection.respond(HTTPStatus.OK, "ok\n")
+        return None
+
+    async with serve(
+        handler,
+        "127.0.0.1",
+        port,
+        compression=None,
+        process_request=health,
+        ping_interval=None,
+        backlog=2048,
+    ):
+        await stop
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(prog="python -m load.bench.bare", description=__doc__)
+    parser.add_argument("--port", type=int, required=True)
+    args = parser.parse_args()
+    raise_nofile()
+    run_async(serve_forever(args.port))
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,109 @@
+"""ETA accuracy through the real hub: the first estimate a waiting player sees vs its real wait."""
+
+from __future__ import annotations
+
+import asyncio
+import statistics
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+
+from hub.queue.eta import simulate
+from tests.conftest import HubFactory
+from tests.integration.test_upstream import assert_caps, assert_exact, begin, finish
+from tests.procs import Proc, WsClient, start
+
+# chess.com months per player (5 games each): a mixed burst, arriving in this order.
+SIZES = (6, 36, 12, 60, 18, 48, 9, 30, 24, 42)
+SLOTS = 2
+LIMIT = 0.25  # the requirement: median absolute error at most 25 % of the real wait
+
+
+class EtaMiss(AssertionError):
+    """The hub's first estimates miss the requirement (the known failure below)."""
+
+
+@pytest.fixture
+def paced_sim(tmp_path: Path) -> Iterator[Proc]:
+    """40 ms per response, so months (pages) dominate an import's time."""
+    args = ["sim", "--latency-ms", "40", "--lichess-gps", "0"]
+    p = start(args, {}, tmp_path / "paced-sim.log", "/_sim/stats")
+    yield p
+    p.stop()
+
+
+def median_p90(errors: list[float]) -> tuple[float, float]:
+    return statistics.median(errors), statistics.quantiles(errors, n=10, method="inclusive")[-1]
+
+
+@pytest.mark.xfail(
+    strict=True,
+    raises=EtaMiss,
+    reason=(
+        "the first `queued` of a burst is computed before any size is known: the ticket's own "
+        "probe starts after it is greeted, the probes of the tickets just ahead have not "
+        "answered yet, and imports admitted at once are never probed, so every one of them "
+        "counts as HUB_ETA_PRIOR_CHESSCOM_S instead of pages x seconds per page"
+    ),
+)
+async def test_first_eta_of_a_mixed_burst(paced_sim: Proc, hub_factory: HubFactory) -> None:
+    sim = paced_sim
+    # The per-page prior is set to what this upstream really costs per page, measured by a
+    # solo import through a hub on the same simulator: it is the figure the hub's own moving
+    # average converges to (duration / pages of finished imports), and the knob exists to
+    # tell a deployment how fast its upstream is (the 1 s default is for real chess.com).
+    # Nothing else is tuned; the duration prior keeps its default.
+    solo = await finish(hub_factory(sim), "chesscom", "calibrate-p20x5")
+    page_s = solo["duration_s"] / solo["pages"]
+    hub = hub_factory(
+        sim,
+        MAX_CONCURRENT_IMPORTS=SLOTS,
+        HUB_LANE_CHESSCOM=SLOTS,
+        HUB_ETA_PAGE_CHESSCOM_S=round(page_s, 4),
+    )
+    users = [f"eta{n}-p{months}x5" for n, months in enumerate(SIZES)]
+    clients: list[WsClient] = []
+    readers: list[asyncio.Task[dict[str, object]]] = []
+    for user in users:  # one after another, as fast as the hub answers `ticket`
+        client = await begin(hub, "chesscom", user)
+        clients.append(client)
+        # Read every socket all the time, so each message is stamped when it arrives.
+        readers.append(asyncio.create_task(client.until("done", "failed", timeout=60)))
+    finals = await asyncio.gather(*readers)
+    for user, final in zip(users, finals, strict=True):
+        assert final["type"] == "done", (user, final)
+        await assert_exact(hub, sim, "chesscom", user)
+    assert_caps(sim)
+
+    # What the hub's own simulation says when it knows every size: all arrived at about the
+    # moment the first one started, each taking pages x the measured page time.
+    ideal = simulate(SLOTS, {"chesscom": SLOTS}, [], [("chesscom", m * page_s) for m in SIZES])
+    origin = next(t for t, m in clients[0].messages if m["type"] == "started")
+    rows, hub_errors, ideal_errors = [], [], []
+    for user, client, start_s in zip(users, clients, ideal, strict=True):
+        queued = [(t, m) for t, m in client.messages if m["type"] == "queued"]
+        if not queued:
+            continue  # started at once: it never had an estimate
+        asked_at, first = queued[0]
+        started_at = next(t for t, m in client.messages if m["type"] == "started")
+        real = started_at - asked_at
+        ideal_eta = start_s - (asked_at - origin)
+        hub_errors.append(abs(first["eta_s"] - real) / real)
+        ideal_errors.append(abs(ideal_eta - real) / real)
+        rows.append(
+            f"{user:13} eta {first['eta_s']:6.1f}s ideal {ideal_eta:5.2f}s real {real:5.2f}s"
+        )
+    assert len(rows) == len(SIZES) - SLOTS
+
+    hub_median, hub_p90 = median_p90(hub_errors)
+    ideal_median, ideal_p90 = median_p90(ideal_errors)
+    print(f"\nETA, first `queued` vs real wait ({page_s * 1000:.1f} ms per page):")
+    print("\n".join(rows))
+    print(f"hub:        median error {hub_median:.1%}, p90 {hub_p90:.1%}")
+    print(f"size-aware: median error {ideal_median:.1%}, p90 {ideal_p90:.1%}")
+    # The estimator itself is sound once sizes are known...
+    assert ideal_median <= LIMIT
+    # ...but that is not what the first message of a burst shows.
+    if hub_median > LIMIT:
+        raise EtaMiss(f"median ETA error {hub_median:.1%} > {LIMIT:.0%}")
