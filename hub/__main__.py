@@ -3,8 +3,8 @@
 from __future__ import annotations
 
 import argparse
-import math
 import importlib.util
+import math
 import sys
 from collections.abc import Sequence
 from typing import Any

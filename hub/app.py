@@ -12,7 +12,7 @@ from typing import Any
 from litestar import Litestar, MediaType, WebSocket, get, websocket
 from litestar.datastructures import State
 from litestar.exceptions import NotFoundException
-from litestar.response import File
+from litestar.response import File, Response
 from litestar.static_files import create_static_files_router
 
 from hub import protocol as p
@@ -21,6 +21,8 @@ from hub.fetch import make_sources
 from hub.fetch.http import Http
 from hub.guard import POLICY_VIOLATION, Door, client_address, origin_allowed
 from hub.mailbox import MailboxStats
+from hub.metrics import CONTENT_TYPE as METRICS_TYPE
+from hub.metrics import Metrics
 from hub.queue.core import Slots
 from hub.queue.eta import Ewma
 from hub.queue.local import LocalQueue
@@ -78,6 +80,21 @@ async def ws(socket: WebSocket[Any, Any, Any]) -> None:
 @get("/healthz", media_type=MediaType.JSON)
 async def healthz() -> dict[str, str]:
     return {"status": "ok"}
+
+
+@get("/readyz", media_type=MediaType.JSON)
+async def readyz(state: State) -> Response[dict[str, str]]:
+    """Ready when the database answers."""
+    try:
+        await _hub(state).store.ping()
+    except Exception as exc:
+        return Response({"status": "unavailable", "reason": type(exc).__name__}, status_code=503)
+    return Response({"status": "ok"})
+
+
+@get("/metrics", include_in_schema=False)
+async def metrics(state: State) -> Response[bytes]:
+    return Response(_hub(state).metrics.render(), media_type=METRICS_TYPE)
 
 
 @get("/api/queue")
@@ -147,13 +164,19 @@ def create_app(settings: Settings, sim: Any = None) -> Litestar:
             slots = build_slots(settings)
             fanout = Fanout(slots, time.monotonic, settings.board_hz, settings.queued_hz)
             queue = LocalQueue(slots, time.monotonic)
-            hub = ImportHub(settings, store, make_sources(http, settings), queue, fanout)
+            door = Door(settings)
+            mailbox_stats = MailboxStats()
+            metrics = Metrics()
+            metrics.watch(slots, lambda: door.total, http.stats, mailbox_stats)
+            hub = ImportHub(
+                settings, store, make_sources(http, settings), queue, fanout, metrics=metrics
+            )
             await hub.start()
             stack.push_async_callback(hub.stop)
             app.state.hub = hub
             app.state.http = http
-            app.state.mailbox_stats = MailboxStats()
-            app.state.door = Door(settings)
+            app.state.mailbox_stats = mailbox_stats
+            app.state.door = door
             yield
 
     static = create_static_files_router(
@@ -163,6 +186,8 @@ def create_app(settings: Settings, sim: Any = None) -> Litestar:
         route_handlers=[
             ws,
             healthz,
+            readyz,
+            metrics,
             queue_board,
             import_state,
             player_summary,

@@ -51,6 +51,8 @@ class Fanout:
         self.followers: dict[str, dict[Client, int]] = {}
         self.ticket_clients: dict[str, set[Client]] = {}
         self.ticket_import: dict[str, str] = {}
+        # import_id -> (first estimated wait announced, when): graded at admission
+        self.first_eta: dict[str, tuple[float, float]] = {}
         self._positions_due = False
         self._board_due = asyncio.Event()
         self._tasks: list[asyncio.Task[None]] = []
@@ -168,6 +170,7 @@ class Fanout:
                 if est.position >= position and not (moved and now - when >= self.queued_interval):
                     continue
             client.sent[import_id] = (est.position, eta, now)
+            self.first_eta.setdefault(import_id, (eta, now))
             client.mailbox.offer(
                 "queued:" + import_id,
                 p.encode(p.Queued(import_id, est.position, est.position - 1, eta, total, free)),

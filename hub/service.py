@@ -17,6 +17,7 @@ from hub.fanout import Client, Fanout
 from hub.fetch.base import Source
 from hub.guard import ticket_key
 from hub.importer import Outcome, run_import
+from hub.metrics import Metrics
 from hub.queue.core import Admit, Decision, Drop, Entry, LineChanged, Release, Stop, UnknownTicket
 from hub.queue.local import LocalQueue
 from hub.settings import Settings
@@ -47,6 +48,7 @@ class ImportHub:
         fanout: Fanout,
         clock: Callable[[], float] = time.monotonic,
         wall: Callable[[], float] = time.time,
+        metrics: Metrics | None = None,
     ) -> None:
         self.settings = settings
         self.store = store
@@ -55,6 +57,7 @@ class ImportHub:
         self.fanout = fanout
         self.clock = clock
         self.wall = wall
+        self.metrics = metrics or Metrics()
         queue.apply = self.apply
         self.running: dict[str, Running] = {}
         self.background: set[asyncio.Task[None]] = set()
@@ -205,7 +208,11 @@ class ImportHub:
 
     def _admit(self, import_id: str) -> None:
         entry = self.queue.slots.entries[import_id]
-        waited = self.clock() - entry.joined_at
+        now = self.clock()
+        waited = now - entry.joined_at
+        self._measure_admission(
+            entry.source, waited, now, self.fanout.first_eta.pop(import_id, None)
+        )
         log.info(
             "slot acquired - starting import",
             extra={
@@ -219,6 +226,19 @@ class ImportHub:
         self.fanout.to_import(import_id, p.Started(import_id, round(waited, 3)))
         task = asyncio.create_task(self._run(entry), name=f"import-{import_id}")
         self.running[import_id] = Running(task)
+
+    def _measure_admission(
+        self, source: str, waited: float, now: float, first_eta: tuple[float, float] | None
+    ) -> None:
+        self.metrics.admitted.labels(source).inc()
+        self.metrics.wait.labels(source).observe(waited)
+        if first_eta is not None:
+            # The hub grades its own estimates: the first wait it announced vs what happened.
+            eta, announced_at = first_eta
+            real = now - announced_at
+            error = abs(eta - real)
+            self.metrics.eta_error.labels(source).observe(error)
+            self.metrics.eta_error_ratio.labels(source).observe(error / max(real, 1.0))
 
     def _dropped(self, d: Drop) -> None:
         messages = {
@@ -337,6 +357,7 @@ class ImportHub:
                     "slots_in_use": len(self.queue.slots.running) - 1,
                 },
             )
+            self.metrics.duration.labels(entry.source, outcome.state).observe(duration)
             self._remember(entry.tickets, entry.import_id, entry.source, entry.username, final)
             self.fanout.to_import(entry.import_id, final)
             await self.queue.finished(entry.import_id, outcome.state == "done")

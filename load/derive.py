@@ -25,12 +25,15 @@ class Import:
     outcome: str  # done, failed:<code>, lost, connect_failed, not_sent
     failed_before_start: bool
     duration_s: float | None  # the hub's own start-to-finish time, from `done`
+    ended_away_since: float | None = None  # it ended while no socket was open, after this
 
     @property
     def departure(self) -> float | None:
         """When it left the line: admitted, or failed while waiting."""
         if self.start is not None:
             return self.start
+        if self.ended_away_since is not None:
+            return self.end  # some time in the gap; `ended_away_since` bounds it
         return self.end if self.failed_before_start else None
 
 
@@ -47,9 +50,10 @@ def derive(user: User) -> Import:
     estimated = False
     if live_start is not None:
         start = live_start[0]
-    elif any_start is not None and ticket_at is not None:
-        # Seen only as the answer to a resume: the hub's waited_s puts it back in time.
-        start = ticket_at + float(any_start[1].get("waited_s", 0.0))
+    elif any_start is not None and sent is not None:
+        # Seen only as the answer to a resume: the hub's waited_s (from its join, which
+        # follows the request at once) puts it back in time.
+        start = sent + float(any_start[1].get("waited_s", 0.0))
         estimated = True
     final = None
     for kind in ("done", "failed"):
@@ -60,8 +64,12 @@ def derive(user: User) -> Import:
     duration = None
     outcome = "lost"
     failed_before_start = False
+    ended_away_since = None
     if final is not None:
         t, message, replayed = final
+        if replayed and start is None and user.gaps:
+            # It was admitted and ended while the socket was away: when, is not known.
+            ended_away_since = user.gaps[-1][0]
         if message["type"] == "done":
             outcome = "done"
             duration = float(message.get("duration_s", 0.0))
@@ -87,6 +95,7 @@ def derive(user: User) -> Import:
         outcome=outcome,
         failed_before_start=failed_before_start,
         duration_s=duration,
+        ended_away_since=ended_away_since,
     )
 
 
@@ -108,8 +117,9 @@ def waiters(line: list[Import]) -> list[Waiter]:
                 first_queued=imp.first_queued,
                 positions=positions,
                 departure=imp.departure,
-                started=imp.start is not None,
+                started=imp.start is not None or imp.ended_away_since is not None,
                 gaps=list(u.gaps),
+                left_since=imp.ended_away_since,
             )
         )
     return out

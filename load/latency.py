@@ -30,6 +30,8 @@ class Waiter:
     departure: float | None  # arrival of `started`, or of `failed` before starting; None: never
     started: bool = True  # False when the departure was a failure
     gaps: Sequence[tuple[float, float]] = ()  # intervals with no socket open (churn)
+    # It left at an unknown moment between this and `departure` (it ended while away).
+    left_since: float | None = None
 
 
 @dataclass
@@ -53,6 +55,7 @@ class Latencies:
     early: int = 0  # the waiter's update arrived before the departure was read
     unresolved: int = 0  # the waiter ended (failed, lost) without an update
     skipped_gap: int = 0  # the waiter had no socket open at the departure
+    skipped_unknown: int = 0  # an import ahead left at an unknown moment around then
     mismatched: int = 0  # waiters whose first position disagreed with the request order
     departures: list[Departure] = field(default_factory=list)
 
@@ -76,7 +79,13 @@ def position_latencies(waiters: Sequence[Waiter]) -> Latencies:
     )
     out.departures = [Departure(t, r) for t, r in deps]
     dep_times = [t for t, _ in deps]
+    unknown = [
+        (w.rank, w.left_since, w.departure)
+        for w in by_rank
+        if w.left_since is not None and w.departure is not None
+    ]
     for y in by_rank:
+        blind = [(a, b) for r, a, b in unknown if r < y.rank]
         if y.first_queued is None or not y.positions:
             continue
         end = y.departure if y.departure is not None else math.inf
@@ -107,6 +116,9 @@ def position_latencies(waiters: Sequence[Waiter]) -> Latencies:
                 break
             if y.gaps and _in_gap(y.gaps, t_x):
                 out.skipped_gap += 1
+                continue
+            if blind and _in_gap(blind, t_x):
+                out.skipped_unknown += 1
                 continue
             expected = 1 + y.rank - ahead_gone
             i = bisect.bisect_left(neg_lowest, -expected)

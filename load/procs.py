@@ -116,6 +116,9 @@ def spawn(
     port = free_port() if port is None else port
     log.parent.mkdir(parents=True, exist_ok=True)
     full_env = {**os.environ, "PYTHONUNBUFFERED": "1", **(env or {})}
+    # `python -m hub` imports the hub from its working directory: LOAD_HUB_SOURCE may name
+    # another checkout (e.g. an exported commit) to measure instead of this work tree.
+    source = os.environ.get("LOAD_HUB_SOURCE") if argv[:2] == ["-m", "hub"] else None
     with log.open("wb") as handle:
         proc = subprocess.Popen(
             [sys.executable, *argv, "--port", str(port)],
@@ -123,6 +126,7 @@ def spawn(
             stdout=handle,
             stderr=subprocess.STDOUT,
             preexec_fn=_limits,
+            cwd=source,
         )
     child = Child(proc, port, log)
     if ready_path is not None:

@@ -39,14 +39,16 @@ def _fifo(imports: list[Import], key: Any) -> dict[str, dict[str, int]]:
     for imp in request_order(imports):
         if imp.start is None or imp.sent is None:
             continue
+        if imp.start_estimated:  # only replayed after a resume: not an observed order
+            estimated[key(imp)] += 1
+            continue
         name = key(imp)
         lines[name].append((imp.sent, imp.start))
-        estimated[name] += imp.start_estimated
     return {
         name: {
             "imports": len(pairs),
             "inversions": fifo_inversions(pairs),
-            "starts_estimated": estimated[name],
+            "starts_only_replayed": estimated[name],
         }
         for name, pairs in sorted(lines.items())
     }
@@ -97,7 +99,7 @@ def build(run: RunData) -> tuple[dict[str, Any], dict[str, Any]]:
     for hub, line in sorted(by_hub.items()):
         lat = position_latencies(waiters(line))
         latency_samples.extend(lat.samples)
-        for name in ("early", "unresolved", "skipped_gap", "mismatched"):
+        for name in ("early", "unresolved", "skipped_gap", "skipped_unknown", "mismatched"):
             lat_counts[name] += getattr(lat, name)
         for d in lat.departures:
             if d.waiters:
@@ -184,7 +186,8 @@ def build(run: RunData) -> tuple[dict[str, Any], dict[str, Any]]:
         "churn": {
             "churned": run.tally.churned,
             "resumed": run.tally.resumed,
-            "starts_estimated": sum(i.start_estimated for i in imports),
+            "starts_only_replayed": sum(i.start_estimated for i in imports),
+            "ended_while_away": sum(i.ended_away_since is not None for i in imports),
         },
         "client_messages": run.tally.messages,
         "footprint": _footprint(run),

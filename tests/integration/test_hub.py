@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import json
+import urllib.request
 from typing import Any
 
 from tests.conftest import HubFactory
@@ -203,3 +204,27 @@ async def test_board_masks_players(slow_sim: Proc, hub_factory: HubFactory) -> N
     assert api["slots_total"] == 1
     for o in others:
         await o.until("done")
+
+
+async def test_metrics_and_readiness(slow_sim: Proc, hub_factory: HubFactory) -> None:
+    hub = hub_factory(slow_sim, MAX_CONCURRENT_IMPORTS=1)
+    clients = [await import_one(hub, "chesscom", f"metric{n}-p3x4") for n in range(3)]
+    for c in clients:
+        await c.until("done")
+    assert hub.get_json("/readyz") == {"status": "ok"}
+    with urllib.request.urlopen(hub.url + "/metrics", timeout=5) as response:
+        text = response.read().decode()
+        assert response.headers["Content-Type"].startswith("text/plain")
+    lines = dict(
+        line.rsplit(" ", 1) for line in text.splitlines() if line and not line.startswith("#")
+    )
+    assert float(lines['hub_admitted_total{source="chesscom"}']) == 3
+    assert float(lines["hub_slots"]) == 1
+    assert float(lines["hub_queue_length"]) == 0
+    assert float(lines['hub_import_duration_seconds_count{source="chesscom",state="done"}']) == 3
+    # The two that waited had their first estimate graded at admission.
+    assert float(lines['hub_eta_abs_error_seconds_count{source="chesscom"}']) == 2
+    assert float(lines['hub_pool_connections_total{event="reused"}']) > 0
+    assert float(lines['hub_upstream_requests_total{status="200",upstream="chesscom"}']) == 12
+    assert float(lines["hub_messages_sent_total"]) > 0
+    assert float(lines["hub_sockets_open"]) == 3

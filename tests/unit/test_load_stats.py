@@ -132,3 +132,17 @@ def test_position_latency_counts_order_mismatch() -> None:
     assert position_latencies(waiters).mismatched == 1
     with pytest.raises(ValueError):
         position_latencies([Waiter(0, 0.0, [(0.0, 1)], 1.0)] * 2)
+
+
+def test_position_latency_skips_departures_of_unknown_time() -> None:
+    # rank 0 ended while its socket was away, some time in 0.5..3: departures inside that
+    # window cannot be judged; after it, rank 0 counts as gone
+    waiters = [
+        Waiter(0, 0.0, [(0.0, 1)], 3.0, left_since=0.5),
+        Waiter(1, 0.0, [(0.0, 2)], 2.0),
+        Waiter(2, 0.0, [(0.0, 3), (2.05, 1)], 4.0),
+        Waiter(3, 0.0, [(0.0, 4), (2.05, 2), (4.2, 1)], 6.0),
+    ]
+    got = position_latencies(waiters)
+    assert got.skipped_unknown == 4  # ranks 1 and 0 leaving, seen by ranks 2 and 3
+    assert list(got.samples) == pytest.approx([0.2])
