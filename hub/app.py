@@ -19,13 +19,16 @@ from hub import protocol as p
 from hub.fanout import Fanout
 from hub.fetch import make_sources
 from hub.fetch.http import Http
+from hub.fetch.shared import SharedLimit
 from hub.guard import POLICY_VIOLATION, Door, client_address, origin_allowed
 from hub.mailbox import MailboxStats
 from hub.metrics import CONTENT_TYPE as METRICS_TYPE
 from hub.metrics import Metrics
 from hub.queue.core import Slots
+from hub.queue.driver import QueueDriver
 from hub.queue.eta import Ewma
 from hub.queue.local import LocalQueue
+from hub.queue.postgres import PostgresQueue, asyncpg_dsn
 from hub.service import ImportHub
 from hub.session import serve_socket
 from hub.settings import Settings
@@ -84,11 +87,14 @@ async def healthz() -> dict[str, str]:
 
 @get("/readyz", media_type=MediaType.JSON)
 async def readyz(state: State) -> Response[dict[str, str]]:
-    """Ready when the database answers."""
+    """Ready when the database answers and, in a fleet, LISTEN is connected."""
+    hub = _hub(state)
     try:
-        await _hub(state).store.ping()
+        await hub.store.ping()
     except Exception as exc:
         return Response({"status": "unavailable", "reason": type(exc).__name__}, status_code=503)
+    if not hub.queue.ready():
+        return Response({"status": "unavailable", "reason": "listen"}, status_code=503)
     return Response({"status": "ok"})
 
 
@@ -132,7 +138,7 @@ async def player_summary(state: State, source: str, username: str) -> PlayerSumm
 
 @get("/", include_in_schema=False)
 async def index() -> File:
-    return File(STATIC / "index.html", content_disposition_type="inline")
+    return File(STATIC / "index.html", content_disposition_type="inline", media_type=MediaType.HTML)
 
 
 @get("/favicon.ico", include_in_schema=False)
@@ -162,8 +168,28 @@ def create_app(settings: Settings, sim: Any = None) -> Litestar:
             http = await Http.open(settings)
             stack.push_async_callback(http.close)
             slots = build_slots(settings)
-            fanout = Fanout(slots, time.monotonic, settings.board_hz, settings.queued_hz)
-            queue = LocalQueue(slots, time.monotonic)
+            queue: QueueDriver
+            if settings.database_url.startswith(("postgres://", "postgresql")):
+                # With PostgreSQL the line, and the upstream request caps, are shared
+                # by every replica on that database.
+                shared = SharedLimit(
+                    asyncpg_dsn(settings.database_url),
+                    {"chesscom": settings.inflight_chesscom, "lichess": settings.inflight_lichess},
+                )
+                await shared.start()
+                stack.push_async_callback(shared.close)
+                http.shared = shared
+                queue = PostgresQueue(
+                    slots,
+                    settings.database_url,
+                    attached=lambda: list(fanout.ticket_clients),
+                    running_here=lambda: list(hub.running),
+                    lease_s=settings.lease_s,
+                    poll_s=settings.poll_s,
+                )
+            else:
+                queue = LocalQueue(slots, time.monotonic)
+            fanout = Fanout(slots, queue.clock, settings.board_hz, settings.queued_hz)
             door = Door(settings)
             mailbox_stats = MailboxStats()
             metrics = Metrics()

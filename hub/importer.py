@@ -4,14 +4,17 @@ from __future__ import annotations
 
 import asyncio
 import logging
-from collections.abc import Callable
+from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
+from typing import TypeVar
 
-from hub.errors import Cancelled, HubError
+from hub.errors import Cancelled, HubError, StorageUnavailable
 from hub.fetch.base import Source, WaitCallback
 from hub.store.base import Store
 
 log = logging.getLogger("hub.importer")
+
+T = TypeVar("T")
 
 
 @dataclass
@@ -40,15 +43,32 @@ async def run_import(
     """Fetch and store every page, stopping at a page boundary when asked.
 
     Pages already stored stay stored on every path: each page is its own
-    transaction, and the player's cursor moves with it.
+    transaction, and the player's cursor moves with it. A database that goes
+    away ends the import as `storage_unavailable`; the next import of the
+    player continues from the last stored page.
     """
     outcome = Outcome(state="done")
+
+    async def stored(call: Awaitable[T]) -> T:
+        try:
+            return await call
+        except Exception as exc:
+            if not store.is_unavailable(exc):
+                raise
+            log.warning(
+                "storage unavailable - import stops",
+                extra={"import_id": import_id, "error": describe(exc)},
+            )
+            raise StorageUnavailable() from None
+
     try:
-        await store.mark_running(import_id, wall())
-        cursor = await store.get_cursor(source.name, username)
+        await stored(store.mark_running(import_id, wall()))
+        cursor = await stored(store.get_cursor(source.name, username))
         async for page in source.pages(username, cursor, on_wait):
-            new = await store.store_page(
-                import_id, source.name, username, page.rows, page.pages_total, page.cursor
+            new = await stored(
+                store.store_page(
+                    import_id, source.name, username, page.rows, page.pages_total, page.cursor
+                )
             )
             outcome.pages += 1
             outcome.games_new += new
@@ -56,7 +76,7 @@ async def run_import(
             on_page(outcome.pages, pages, outcome.games_new)
             if stop.is_set():
                 raise Cancelled()
-        outcome.games_total = await store.count_games(source.name, username)
+        outcome.games_total = await stored(store.count_games(source.name, username))
     except HubError as exc:
         outcome.state = "cancelled" if isinstance(exc, Cancelled) else "failed"
         outcome.code, outcome.message = exc.code, exc.message
@@ -79,6 +99,18 @@ async def _record(
 ) -> None:
     try:
         await store.finish_import(import_id, outcome.state, wall(), outcome.code, outcome.message)
-    except Exception:
+    except Exception as exc:
         # The outcome still reaches the browser; only the history row is stale.
-        log.exception("could not record the end of an import", extra={"import_id": import_id})
+        if not store.is_unavailable(exc):
+            log.exception("could not record the end of an import", extra={"import_id": import_id})
+            return
+        log.warning(
+            "could not record the end of an import",
+            extra={"import_id": import_id, "error": describe(exc)},
+        )
+
+
+def describe(exc: BaseException) -> str:
+    """One line naming a driver error, for a log field."""
+    text = " ".join(str(exc).split())
+    return f"{type(exc).__name__}: {text}"[:200] if text else type(exc).__name__

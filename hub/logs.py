@@ -60,9 +60,27 @@ class ClientFaultFilter(logging.Filter):
         return True
 
 
+class PoolRetryFilter(logging.Filter):
+    """asyncpg logs a traceback each time it fails to reopen a pooled connection.
+
+    While the database is away that repeats with a growing delay; the error's
+    name and text on the warning line say all there is to say.
+    """
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        if record.name == "asyncpg.pool" and record.exc_info and record.exc_info[1]:
+            exc = record.exc_info[1]
+            record.msg = f"{record.getMessage()} ({type(exc).__name__}: {exc})"
+            record.args = None
+            record.exc_info = None
+            record.exc_text = None
+        return True
+
+
 def setup_logging(level: str = "INFO") -> None:
     handler = logging.StreamHandler()
     handler.addFilter(ClientFaultFilter())
+    handler.addFilter(PoolRetryFilter())
     json_lines = os.environ.get("HUB_LOG_JSON", "") not in ("", "0", "false")
     handler.setFormatter(JsonFormatter() if json_lines else TextFormatter())
     root = logging.getLogger()

@@ -7,7 +7,8 @@ from typing import Annotated, Any, Literal
 import msgspec
 
 PROTOCOL = 1
-USERNAME_PATTERN = r"^[A-Za-z0-9_-]{2,50}$"
+# `\Z`, not `$`: in Python `$` also matches before a final newline, so "ab\n" would pass.
+USERNAME_PATTERN = r"^[A-Za-z0-9_-]{2,50}\Z"
 SOURCES = ("chesscom", "lichess")
 
 Source = Literal["chesscom", "lichess"]

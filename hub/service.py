@@ -7,7 +7,7 @@ import contextlib
 import logging
 import secrets
 import time
-from collections.abc import Callable, Coroutine, Iterable
+from collections.abc import Callable, Coroutine, Iterable, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -18,8 +18,8 @@ from hub.fetch.base import Source
 from hub.guard import ticket_key
 from hub.importer import Outcome, run_import
 from hub.metrics import Metrics
-from hub.queue.core import Admit, Decision, Drop, Entry, LineChanged, Release, Stop, UnknownTicket
-from hub.queue.local import LocalQueue
+from hub.queue.core import Admit, Drop, Entry, LineChanged, Release, Stop, UnknownTicket
+from hub.queue.driver import Event, QueueDriver, RemoteEnded, RemoteProgress, RemoteStarted
 from hub.settings import Settings
 from hub.store.base import ImportRecord, Store
 
@@ -33,6 +33,8 @@ class Running:
     task: asyncio.Task[Outcome]
     stop: asyncio.Event = field(default_factory=asyncio.Event)
     last_progress: str | None = None
+    page: int = 0
+    pages: int = 0
     games: int = 0
 
 
@@ -44,9 +46,8 @@ class ImportHub:
         settings: Settings,
         store: Store,
         sources: dict[str, Source],
-        queue: LocalQueue,
+        queue: QueueDriver,
         fanout: Fanout,
-        clock: Callable[[], float] = time.monotonic,
         wall: Callable[[], float] = time.time,
         metrics: Metrics | None = None,
     ) -> None:
@@ -55,7 +56,7 @@ class ImportHub:
         self.sources = sources
         self.queue = queue
         self.fanout = fanout
-        self.clock = clock
+        self.clock = queue.clock  # the core's own time base, which a fleet shares
         self.wall = wall
         self.metrics = metrics or Metrics()
         queue.apply = self.apply
@@ -185,8 +186,8 @@ class ImportHub:
 
     # -- queue decisions --------------------------------------------------
 
-    def apply(self, decisions: list[Decision]) -> None:
-        for d in decisions:
+    def apply(self, events: Sequence[Event]) -> None:
+        for d in events:
             if isinstance(d, Admit):
                 self._admit(d.import_id)
             elif isinstance(d, Drop):
@@ -205,6 +206,37 @@ class ImportHub:
                         self.by_address.pop(address, None)
             elif isinstance(d, LineChanged):
                 self.fanout.line_changed()
+            elif isinstance(d, RemoteStarted):
+                self.fanout.to_import(d.import_id, p.Started(d.import_id, round(d.waited_s, 3)))
+            elif isinstance(d, RemoteProgress):
+                msg = p.Progress(d.import_id, d.page, d.pages, d.games, None)
+                self.fanout.to_import(d.import_id, msg)
+            elif isinstance(d, RemoteEnded):
+                self._background(self._ended_elsewhere(d))
+
+    async def _ended_elsewhere(self, d: RemoteEnded) -> None:
+        """Tell local followers how an import that ran on another replica ended."""
+        record = None
+        for _ in range(20):  # the other replica records the end just after it commits
+            record = await self.store.get_import(d.import_id)
+            if record is not None and record.state not in ("queued", "running"):
+                break
+            await asyncio.sleep(0.1)
+        if record is None:
+            return
+        final: p.ServerMessage
+        if record.state == "done":
+            total = await self.store.count_games(record.source, record.username)
+            took = (record.finished_at or 0.0) - (record.started_at or record.finished_at or 0.0)
+            final = p.Done(d.import_id, record.games, total, record.pages, round(took, 3))
+        else:
+            final = p.Failed(
+                d.import_id, record.error or "internal", record.message or "Import failed."
+            )
+        self._remember(d.tickets, d.import_id, record.source, record.username, final)
+        self.fanout.to_import(d.import_id, final)
+        for key in d.tickets:
+            self.apply([Release(key)])
 
     def _admit(self, import_id: str) -> None:
         entry = self.queue.slots.entries[import_id]
@@ -302,14 +334,14 @@ class ImportHub:
             )
             run.last_progress = p.encode(msg)
             self.fanout.to_import_text(entry.import_id, run.last_progress)
-            run.games = games
-            self._background(self.queue.progress(entry.import_id, page, pages))
+            run.games, run.page, run.pages = games, page, pages
+            self._background(self.queue.progress(entry.import_id, page, pages, games))
 
         def on_wait(reason: str, retry_in_s: float) -> None:
             msg = p.Progress(
                 entry.import_id,
-                entry.pages,
-                max(entry.pages_total or 0, entry.pages),
+                run.page,
+                max(run.pages, run.page),
                 run.games,
                 None,
                 p.Waiting(reason, round(retry_in_s, 1)),
@@ -358,9 +390,20 @@ class ImportHub:
                 },
             )
             self.metrics.duration.labels(entry.source, outcome.state).observe(duration)
-            self._remember(entry.tickets, entry.import_id, entry.source, entry.username, final)
-            self.fanout.to_import(entry.import_id, final)
-            await self.queue.finished(entry.import_id, outcome.state == "done")
+            if outcome.code == "interrupted" and self.queue.durable:
+                # The line outlives this process: another replica, or this one
+                # restarted, resumes the import from its checkpoint.
+                await self.queue.interrupted(entry.import_id)
+            else:
+                current = self.queue.slots.entries.get(entry.import_id, entry)
+                self._remember(
+                    current.tickets, entry.import_id, entry.source, entry.username, final
+                )
+                self.fanout.to_import(entry.import_id, final)
+                if outcome.code == "interrupted":
+                    await self.queue.interrupted(entry.import_id)
+                else:
+                    await self.queue.finished(entry.import_id, outcome.state == "done")
         return outcome
 
     def _probe(self, entry: Entry) -> None:

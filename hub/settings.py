@@ -57,6 +57,9 @@ class Settings(msgspec.Struct, frozen=True, kw_only=True):
     allowed_origins: str = ""  # comma-separated; empty means the hub's own origin
     trust_proxy: str = ""  # comma-separated proxy addresses whose X-Forwarded-For is believed
     shutdown_s: float = 10.0
+    # fleet (PostgreSQL DATABASE_URL)
+    poll_s: float = 1.0
+    lease_s: float = 15.0
 
 
 # (field, variable) for every knob; the variable names are the documented interface.
@@ -98,6 +101,8 @@ ENV: dict[str, str] = {
     "allowed_origins": "HUB_ALLOWED_ORIGINS",
     "trust_proxy": "HUB_TRUST_PROXY",
     "shutdown_s": "HUB_SHUTDOWN_S",
+    "poll_s": "HUB_POLL_S",
+    "lease_s": "HUB_LEASE_S",
 }
 
 # Knobs that must be at least 1 (counts) or positive (durations, rates).
@@ -126,6 +131,8 @@ _POSITIVE = {
     "eta_alpha",
     "ws_msgs_per_s",
     "shutdown_s",
+    "poll_s",
+    "lease_s",
 }
 _MAY_BE_EMPTY = {"allowed_origins", "trust_proxy"}
 

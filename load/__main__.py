@@ -11,6 +11,8 @@ from pathlib import Path
 
 from rich.console import Console
 
+from load.plot import draw
+from load.report import build, table
 from load.run import SCENARIOS, SOURCES, Options, run
 
 
@@ -111,8 +113,6 @@ def main(argv: Sequence[str] | None = None) -> int:
     name = f"{stamp}-{opts.scenario}"
     opts.out.mkdir(parents=True, exist_ok=True)
     data = run(opts, opts.out / "logs" / name, console)
-    from load.report import build, table  # heavy imports after the run
-
     console.print("deriving figures…", highlight=False)
     report, series = build(data)
     path = opts.out / f"{name}.json"
@@ -120,8 +120,6 @@ def main(argv: Sequence[str] | None = None) -> int:
     table(report, console)
     console.print(f"report: {path}", highlight=False)
     if opts.plot:
-        from load.plot import draw
-
         png = draw(report, series, opts.out / f"{name}.png")
         console.print(f"plot: {png}", highlight=False)
     bad = report["completion"]["lost"] > 0 or report["timed_out"]

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import math
 from collections import Counter
 from dataclasses import dataclass
 
@@ -26,6 +27,7 @@ class Import:
     failed_before_start: bool
     duration_s: float | None  # the hub's own start-to-finish time, from `done`
     ended_away_since: float | None = None  # it ended while no socket was open, after this
+    left_by: float | None = None  # ... and it had left the line by then
 
     @property
     def departure(self) -> float | None:
@@ -33,7 +35,7 @@ class Import:
         if self.start is not None:
             return self.start
         if self.ended_away_since is not None:
-            return self.end  # some time in the gap; `ended_away_since` bounds it
+            return self.left_by  # some time after `ended_away_since`
         return self.end if self.failed_before_start else None
 
 
@@ -97,6 +99,34 @@ def derive(user: User) -> Import:
         duration_s=duration,
         ended_away_since=ended_away_since,
     )
+
+
+def bound_unseen_starts(imports: list[Import]) -> None:
+    """Narrow when an import that started and ended while its socket was away left the line.
+
+    Within one upstream of one hub admission is FIFO (the report checks it on the starts it
+    saw), so such an import started after the last seen start ranked before it and before
+    the first seen start ranked after it.
+    """
+    lines: dict[tuple[int, str], list[Import]] = {}
+    for imp in request_order(imports):
+        lines.setdefault((imp.user.hub, imp.user.source), []).append(imp)
+    for line in lines.values():
+        latest = -math.inf
+        for imp in line:
+            if imp.ended_away_since is not None:
+                imp.ended_away_since = max(imp.ended_away_since, latest)
+            elif imp.start is not None:
+                latest = max(latest, imp.start)
+        earliest = math.inf
+        for imp in reversed(line):
+            if imp.ended_away_since is not None:
+                bound = imp.user.gaps[-1][1] if imp.user.gaps else math.inf
+                imp.left_by = min(bound, earliest)
+                if imp.left_by < imp.ended_away_since:  # FIFO did not hold: fall back
+                    imp.left_by = bound
+            elif imp.start is not None:
+                earliest = min(earliest, imp.start)
 
 
 def request_order(imports: list[Import]) -> list[Import]:

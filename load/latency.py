@@ -54,7 +54,7 @@ class Latencies:
     samples: array[float] = field(default_factory=lambda: array("d"))
     early: int = 0  # the waiter's update arrived before the departure was read
     unresolved: int = 0  # the waiter ended (failed, lost) without an update
-    skipped_gap: int = 0  # the waiter had no socket open at the departure
+    skipped_gap: int = 0  # the waiter had no socket open between the departure and its update
     skipped_unknown: int = 0  # an import ahead left at an unknown moment around then
     mismatched: int = 0  # waiters whose first position disagreed with the request order
     departures: list[Departure] = field(default_factory=list)
@@ -128,6 +128,10 @@ def position_latencies(waiters: Sequence[Waiter]) -> Latencies:
                 seen = y.departure
             else:
                 out.unresolved += 1
+                continue
+            if y.gaps and any(a <= seen and t_x <= b for a, b in y.gaps):
+                # The socket closed before the update reached it: the user left, not the hub.
+                out.skipped_gap += 1
                 continue
             latency = seen - t_x
             if latency < 0:

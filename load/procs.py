@@ -44,6 +44,23 @@ def run_async(coro: Coroutine[Any, Any, T]) -> T:
     return uvloop.run(coro)
 
 
+def hub_source() -> str:
+    """Which hub the tools start: LOAD_HUB_SOURCE, or this work tree at its commit."""
+    source = os.environ.get("LOAD_HUB_SOURCE")
+    if source:
+        return source
+    try:
+        commit = subprocess.run(
+            ["git", "rev-parse", "--short", "HEAD"], capture_output=True, text=True, timeout=5
+        ).stdout.strip()
+        dirty = subprocess.run(
+            ["git", "status", "--porcelain", "hub"], capture_output=True, text=True, timeout=5
+        ).stdout.strip()
+    except (OSError, subprocess.SubprocessError):
+        return "work tree"
+    return f"work tree at {commit}{' with hub/ changes' if dirty else ''}"
+
+
 def free_port() -> int:
     with socket.socket() as s:
         s.bind(("127.0.0.1", 0))

@@ -12,9 +12,9 @@ from typing import Any
 from rich.console import Console
 from rich.table import Table
 
-from load.derive import Import, derive, outcomes, request_order, waiters
+from load.derive import Import, bound_unseen_starts, derive, outcomes, request_order, waiters
 from load.latency import position_latencies
-from load.procs import Monitor
+from load.procs import Monitor, hub_source
 from load.run import RunData
 from load.stats import (
     eta_errors,
@@ -29,8 +29,15 @@ MAX_SERIES = 1500
 
 
 def _thin(points: list[tuple[float, float]], limit: int = MAX_SERIES) -> list[list[float]]:
+    """At most about `limit` points; each kept point holds the largest value of its stretch,
+    so short peaks (a third running import, a slow update) survive the thinning."""
     step = max(1, math.ceil(len(points) / limit))
-    return [[round(t, 3), round(v, 4)] for t, v in points[::step]]
+    out = []
+    for i in range(0, len(points), step):
+        chunk = points[i : i + step]
+        peak = max(v for _, v in chunk)
+        out.append([round(chunk[0][0], 3), round(peak, 4)])
+    return out
 
 
 def _fifo(imports: list[Import], key: Any) -> dict[str, dict[str, int]]:
@@ -76,6 +83,7 @@ def build(run: RunData) -> tuple[dict[str, Any], dict[str, Any]]:
     timing = run.timing
     t0 = timing.started
     imports = [derive(u) for u in run.users]
+    bound_unseen_starts(imports)
     connected = [i for i in imports if i.outcome != "connect_failed"]
     counts = outcomes(imports)
     done = counts.get("done", 0)
@@ -141,6 +149,7 @@ def build(run: RunData) -> tuple[dict[str, Any], dict[str, Any]]:
             k: (str(v) if isinstance(v, Path) else v) for k, v in dataclasses.asdict(opts).items()
         },
         "hubs": run.urls,
+        "hub_source": None if opts.hubs else hub_source(),
         "open_files_limit": run.nofile,
         "timed_out": timing.timed_out,
         "wall_s": round(timing.ended - t0, 3),

@@ -297,7 +297,8 @@ function onError(msg) {
       }
       if (wasShowing) {
         // Only after a reconnect, where the page was showing the import: say where it went.
-        ui.formNote.textContent = "The hub no longer knows your last import (it may have restarted). Start it again if you still need it.";
+        ui.formNote.textContent =
+          "The hub no longer knows your last import (it may have restarted). Start it again if you still need it.";
         state.lostNote = true;
       }
     }

@@ -64,6 +64,12 @@ class Proc:
         with urllib.request.urlopen(request, timeout=5) as response:
             return json.loads(response.read())
 
+    def get_text(self, path: str) -> tuple[str, str]:
+        """(content type, body) of a GET."""
+        request = urllib.request.Request(self.url + path, headers={"User-Agent": USER_AGENT})
+        with urllib.request.urlopen(request, timeout=5) as response:
+            return response.headers["Content-Type"], response.read().decode()
+
     def post(self, path: str) -> Any:
         request = urllib.request.Request(
             self.url + path, method="POST", headers={"User-Agent": USER_AGENT}, data=b""

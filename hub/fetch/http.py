@@ -18,6 +18,7 @@ from multidict import CIMultiDictProxy
 
 from hub.errors import RateLimited, UpstreamUnavailable
 from hub.fetch.base import WaitCallback
+from hub.fetch.shared import SharedLimit
 from hub.settings import Settings
 
 log = logging.getLogger(__name__)
@@ -133,6 +134,8 @@ class Http:
             "chesscom": asyncio.Semaphore(settings.inflight_chesscom),
             "lichess": asyncio.Semaphore(settings.inflight_lichess),
         }
+        # Set in a fleet: the same caps, held across every replica.
+        self.shared: SharedLimit | None = None
         # Connect and per-read timeouts only: a long but live lichess export must not be
         # killed by a total deadline, while a stalled one is.
         self._timeout = aiohttp.ClientTimeout(
@@ -279,7 +282,11 @@ class Http:
             yield
             return
         async with self._slots[upstream]:
-            yield
+            if self.shared is None:
+                yield
+            else:
+                async with self.shared.slot(upstream):
+                    yield
 
 
 def _describe(exc: BaseException) -> str:

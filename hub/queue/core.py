@@ -26,6 +26,7 @@ class Entry:
     started_at: float | None = None
     pages: int = 0
     pages_total: int | None = None
+    games: int = 0
     size: int | None = None  # pages probed while waiting
     stopping: bool = False
 
@@ -218,12 +219,15 @@ class Slots:
             return []
         return self._remove(entry, reason, now)
 
-    def progress(self, import_id: str, pages: int, pages_total: int | None) -> list[Decision]:
+    def progress(
+        self, import_id: str, pages: int, pages_total: int | None, games: int = 0
+    ) -> list[Decision]:
         entry = self.entries.get(import_id)
         if entry is None:
             return []
         entry.pages = pages
         entry.pages_total = pages_total
+        entry.games = games
         return [LineChanged()]
 
     def sized(self, import_id: str, pages: int) -> list[Decision]:
@@ -313,18 +317,32 @@ class Slots:
         for ticket in entry.tickets:
             self.tickets.pop(ticket, None)
 
-    def restore(self, entries: Iterable[Entry], now: float) -> list[Decision]:
-        """Load a line saved elsewhere (in seq order) and admit what fits."""
+    def admit(self, now: float) -> list[Decision]:
+        """Fill free slots by the rules; drivers call it after loading saved state."""
+        return self._admit(now)
+
+    def load(self, entries: Iterable[Entry], tickets: Iterable[Ticket]) -> None:
+        """Replace the line with state saved elsewhere; the estimates learned stay."""
+        self.entries.clear()
+        self.by_key.clear()
+        self.tickets.clear()
+        self.line.clear()
+        self.running.clear()
+        for line in self.lines.values():
+            line.clear()
+        self.in_lane = dict.fromkeys(self.lanes, 0)
         for entry in sorted(entries, key=lambda e: e.seq):
             self._seq = max(self._seq, entry.seq)
             self.entries[entry.import_id] = entry
             self.by_key[(entry.source, entry.username)] = entry.import_id
-            for ticket in entry.tickets:
-                self.tickets[ticket] = Ticket(ticket, entry.import_id, detached_at=now)
             if entry.state == RUNNING:
                 self.running[entry.import_id] = entry
                 self.in_lane[entry.source] += 1
             else:
                 self.line[entry.import_id] = entry
                 self.lines[entry.source][entry.import_id] = entry
-        return [*self._admit(now), LineChanged()]
+        for ticket in tickets:
+            owner = self.entries.get(ticket.import_id)
+            if owner is not None:
+                owner.tickets.add(ticket.ticket)
+                self.tickets[ticket.ticket] = ticket

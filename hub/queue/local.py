@@ -4,12 +4,15 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 
-from hub.queue.core import Decision, Entry, Slots
+from hub.queue.core import Entry, Slots
+from hub.queue.driver import Event
 
 
 class LocalQueue:
+    durable = False  # the line lives in this process only
+
     """Feeds the sans-I/O core from one event loop and hands its decisions on.
 
     Every core call is synchronous and the loop runs one coroutine at a time,
@@ -25,12 +28,15 @@ class LocalQueue:
         self.slots = slots
         self.clock = clock
         # The hub that acts on decisions sets this when it takes the queue.
-        self.apply: Callable[[list[Decision]], None] = lambda decisions: None
+        self.apply: Callable[[Sequence[Event]], None] = lambda events: None
         self.tick_s = tick_s
         self._ticker: asyncio.Task[None] | None = None
 
     async def start(self) -> None:
         self._ticker = asyncio.create_task(self._tick_forever(), name="queue-ticker")
+
+    def ready(self) -> bool:
+        return True
 
     async def stop(self) -> None:
         if self._ticker is not None:
@@ -64,8 +70,14 @@ class LocalQueue:
     async def abort(self, import_id: str, reason: str) -> None:
         self.apply(self.slots.abort(import_id, reason, self.clock()))
 
-    async def progress(self, import_id: str, pages: int, pages_total: int | None) -> None:
-        self.apply(self.slots.progress(import_id, pages, pages_total))
+    async def progress(
+        self, import_id: str, pages: int, pages_total: int | None, games: int
+    ) -> None:
+        self.apply(self.slots.progress(import_id, pages, pages_total, games))
+
+    async def interrupted(self, import_id: str) -> None:
+        """The hub is stopping mid-import: nothing outlives this process, so it simply ends."""
+        await self.finished(import_id, ok=False)
 
     async def sized(self, import_id: str, pages: int) -> None:
         self.apply(self.slots.sized(import_id, pages))

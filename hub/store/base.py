@@ -90,6 +90,24 @@ class Store(abc.ABC):
     async def ping(self) -> None:
         """Raise if the database cannot answer a trivial query."""
 
+    def is_unavailable(self, exc: BaseException) -> bool:
+        """True when the database is away or busy, not when a query is wrong.
+
+        An error raised while handling such a failure counts too: a transaction
+        cut off mid-way fails again on its way out, on the dead connection.
+        """
+        seen: BaseException | None = exc
+        for _ in range(8):
+            if seen is None:
+                break
+            if self._unavailable(seen):
+                return True
+            seen = seen.__cause__ or seen.__context__
+        return False
+
+    def _unavailable(self, exc: BaseException) -> bool:
+        return isinstance(exc, OSError)  # refused, reset, timed out
+
     @abc.abstractmethod
     async def create_import(self, record: ImportRecord) -> None: ...
 

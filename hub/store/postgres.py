@@ -76,6 +76,11 @@ _UPSERT_CURSOR = """
     DO UPDATE SET cursor = excluded.cursor, updated_at = excluded.updated_at
 """
 
+# SQLSTATE classes that mean the server is away or overloaded, not that a query is wrong:
+# 08 connection exception, 53 insufficient resources, 57 operator intervention (shutdown,
+# cannot connect now), 58 system error. asyncpg puts the code on its exception classes.
+_UNAVAILABLE_CLASSES = frozenset({"08", "53", "57", "58"})
+
 
 class _Asyncpg(Protocol):
     """The part of an asyncpg connection this module uses (asyncpg ships no types)."""
@@ -100,6 +105,12 @@ class PostgresStore(SQLStore):
         # workers on one server would exhaust max_connections. `?min_size=` overrides.
         options = {} if "min_size" in parse_qs(urlsplit(url).query) else {"min_size": 1}
         super().__init__(url, **options)
+
+    def _unavailable(self, exc: BaseException) -> bool:
+        sqlstate = getattr(exc, "sqlstate", None)
+        if isinstance(sqlstate, str) and sqlstate[:2] in _UNAVAILABLE_CLASSES:
+            return True
+        return super()._unavailable(exc)
 
     async def connect(self) -> None:
         await self._db.connect()

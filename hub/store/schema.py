@@ -141,6 +141,45 @@ POSTGRES_STEPS: tuple[tuple[str, ...], ...] = (
     ),
 )
 
+
+# Step 2: the shared line of a fleet (hub.queue.postgres). Tickets are filed by digest.
+# seq is assigned by the slot manager under the admission lock, not by the database.
+def _queue_step(boolean: str, false: str) -> tuple[str, ...]:
+    return (
+        f"""
+        CREATE TABLE queue_entries (
+            import_id    TEXT PRIMARY KEY,
+            source       TEXT NOT NULL,
+            username     TEXT NOT NULL,
+            seq          BIGINT NOT NULL,
+            state        TEXT NOT NULL CHECK (state IN ('waiting', 'running')),
+            joined_at    DOUBLE PRECISION NOT NULL,
+            started_at   DOUBLE PRECISION,
+            owner        TEXT NOT NULL,
+            pages        INTEGER NOT NULL DEFAULT 0,
+            pages_total  INTEGER,
+            games        INTEGER NOT NULL DEFAULT 0,
+            size         INTEGER,
+            stopping     {boolean} NOT NULL DEFAULT {false},
+            lease_owner  TEXT,
+            lease_until  DOUBLE PRECISION,
+            UNIQUE (source, username)
+        )
+        """,
+        """
+        CREATE TABLE queue_tickets (
+            ticket     TEXT PRIMARY KEY,
+            import_id  TEXT NOT NULL REFERENCES queue_entries (import_id) ON DELETE CASCADE,
+            seen_at    DOUBLE PRECISION NOT NULL
+        )
+        """,
+        "CREATE INDEX queue_tickets_by_import ON queue_tickets (import_id)",
+    )
+
+
+SQLITE_STEPS += (_queue_step("INTEGER", "0"),)
+POSTGRES_STEPS += (_queue_step("BOOLEAN", "FALSE"),)
+
 STEPS: dict[Dialect, tuple[tuple[str, ...], ...]] = {
     "sqlite": SQLITE_STEPS,
     "postgres": POSTGRES_STEPS,

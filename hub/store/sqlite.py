@@ -63,6 +63,18 @@ class _Connection(sqlite3.Connection):
         self.execute("PRAGMA synchronous = NORMAL")
 
 
+# Result codes that mean the file is locked, full or unreachable, not that a query is wrong.
+_UNAVAILABLE = frozenset(
+    {
+        sqlite3.SQLITE_BUSY,
+        sqlite3.SQLITE_LOCKED,
+        sqlite3.SQLITE_IOERR,
+        sqlite3.SQLITE_FULL,
+        sqlite3.SQLITE_CANTOPEN,
+        sqlite3.SQLITE_READONLY,
+    }
+)
+
 # `databases` adds isolation_level=None (autocommit) itself; transactions are explicit.
 _CONNECT_OPTIONS: dict[str, Any] = {"factory": _Connection, "timeout": BUSY_TIMEOUT_S}
 
@@ -87,6 +99,11 @@ class SQLiteStore(SQLStore):
 
     def _writing(self) -> AbstractAsyncContextManager[object]:
         return self._write_lock
+
+    def _unavailable(self, exc: BaseException) -> bool:
+        if isinstance(exc, sqlite3.OperationalError):
+            return exc.sqlite_errorcode & 0xFF in _UNAVAILABLE
+        return super()._unavailable(exc)
 
     async def connect(self) -> None:
         if self._writer is not None:

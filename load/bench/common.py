@@ -18,7 +18,10 @@ RESULTS = Path("load/results")
 def machine() -> dict[str, Any]:
     import os
 
+    from load.procs import hub_source
+
     return {
+        "hub_source": hub_source(),
         "python": platform.python_version(),
         "cpus": os.cpu_count(),
         "loadavg_at_start": list(os.getloadavg()),

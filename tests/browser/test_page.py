@@ -43,13 +43,7 @@ def content_type(url: str) -> str:
 
 
 def page_url(hub: Proc) -> str:
-    """The page at `/`; the same file under /static/ while `/` is not served as HTML.
-
-    test_root_serves_the_page_as_html keeps the `/` bug visible meanwhile.
-    """
-    if content_type(hub.url + "/").startswith("text/html"):
-        return hub.url + "/"
-    return hub.url + "/static/index.html"
+    return hub.url + "/"
 
 
 async def start_import(page: Page, username: str, source: str = "chesscom") -> None:

@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import asyncio
 import json
-import urllib.request
 from typing import Any
 
 from tests.conftest import HubFactory
@@ -212,9 +211,8 @@ async def test_metrics_and_readiness(slow_sim: Proc, hub_factory: HubFactory) ->
     for c in clients:
         await c.until("done")
     assert hub.get_json("/readyz") == {"status": "ok"}
-    with urllib.request.urlopen(hub.url + "/metrics", timeout=5) as response:
-        text = response.read().decode()
-        assert response.headers["Content-Type"].startswith("text/plain")
+    content_type, text = hub.get_text("/metrics")
+    assert content_type.startswith("text/plain")
     lines = dict(
         line.rsplit(" ", 1) for line in text.splitlines() if line and not line.startswith("#")
     )

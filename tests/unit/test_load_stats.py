@@ -124,6 +124,13 @@ def test_position_latency_early_gap_and_unresolved() -> None:
     got = position_latencies(waiters)
     assert list(got.samples) == [0.0]
     assert got.early == 1 and got.skipped_gap == 1 and got.unresolved == 1
+    # the socket closed after the departure but before the update: the user left, skipped
+    late = [
+        Waiter(0, 0.0, [(0.0, 1)], 1.0),
+        Waiter(1, 0.0, [(0.0, 2), (4.0, 1)], 5.0, gaps=[(1.01, 3.9)]),
+    ]
+    got = position_latencies(late)
+    assert got.skipped_gap == 1 and len(got.samples) == 0
 
 
 def test_position_latency_counts_order_mismatch() -> None:

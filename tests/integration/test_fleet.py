@@ -1,0 +1,173 @@
+"""Several `hub serve` replicas on one PostgreSQL database share one line."""
+
+from __future__ import annotations
+
+import asyncio
+import os
+import secrets
+import signal
+import time
+from collections.abc import AsyncIterator
+from typing import Any
+
+import asyncpg
+import pytest
+
+from tests.conftest import HubFactory
+from tests.procs import Proc, WsClient
+
+pytestmark = pytest.mark.postgres
+
+ADMIN_URL = os.environ.get("TEST_DATABASE_URL", "postgresql://postgres@127.0.0.1:5432/test")
+
+
+@pytest.fixture
+async def fleet_db() -> AsyncIterator[str]:
+    """A fresh database for one test, dropped afterwards."""
+    name = "hub_fleet_" + secrets.token_hex(4)
+    try:
+        admin = await asyncpg.connect(ADMIN_URL)
+    except (OSError, asyncpg.PostgresError) as exc:
+        if os.environ.get("CI") == "true":
+            raise
+        pytest.skip(f"PostgreSQL not reachable at {ADMIN_URL}: {exc}")
+    await admin.execute(f"CREATE DATABASE {name}")
+    base = ADMIN_URL.rsplit("/", 1)[0]
+    try:
+        yield f"{base}/{name}"
+    finally:
+        await admin.execute(f"DROP DATABASE IF EXISTS {name} WITH (FORCE)")
+        await admin.close()
+
+
+def replicas(factory: HubFactory, sim: Proc, url: str, n: int, **env: Any) -> list[Proc]:
+    settings = {"DATABASE_URL": url, "HUB_POLL_S": "0.5", **env}
+    return [factory(sim, **settings) for _ in range(n)]
+
+
+async def ask(hub: Proc, source: str, username: str) -> WsClient:
+    client = await WsClient.open(hub.ws_url)
+    await client.recv()
+    await client.send({"type": "import", "source": source, "username": username})
+    await client.until("ticket")
+    return client
+
+
+def first(client: WsClient, kind: str) -> float:
+    return next(t for t, m in client.messages if m["type"] == kind)
+
+
+class LineSampler:
+    """Reads the shared line from the database every few milliseconds, as the truth."""
+
+    def __init__(self, url: str) -> None:
+        self.url = url
+        self.peak = {"all": 0, "chesscom": 0, "lichess": 0}
+        self.seq: dict[str, int] = {}
+        self.fifo_breaks: list[tuple[str, int, int]] = []
+        self.samples = 0
+
+    async def run(self, stop: asyncio.Event) -> None:
+        conn = await asyncpg.connect(self.url)
+        try:
+            while not stop.is_set():
+                rows = await conn.fetch("SELECT import_id, source, seq, state FROM queue_entries")
+                self.samples += 1
+                running = [r for r in rows if r["state"] == "running"]
+                self.peak["all"] = max(self.peak["all"], len(running))
+                for source in ("chesscom", "lichess"):
+                    mine = [r["seq"] for r in running if r["source"] == source]
+                    self.peak[source] = max(self.peak[source], len(mine))
+                    waiting = [
+                        r["seq"] for r in rows if r["source"] == source and r["state"] == "waiting"
+                    ]
+                    # No import of an upstream may run while an older one of it still waits.
+                    if mine and waiting and min(waiting) < max(mine):
+                        self.fifo_breaks.append((source, min(waiting), max(mine)))
+                for r in rows:
+                    self.seq[r["import_id"]] = r["seq"]
+                await asyncio.sleep(0.005)
+        finally:
+            await conn.close()
+
+
+async def test_fleet_keeps_one_line(fleet_db: str, slow_sim: Proc, hub_factory: HubFactory) -> None:
+    hubs = replicas(hub_factory, slow_sim, fleet_db, 3, MAX_CONCURRENT_IMPORTS=2)
+    sampler, stop = LineSampler(fleet_db), asyncio.Event()
+    sampling = asyncio.create_task(sampler.run(stop))
+    clients: list[tuple[str, WsClient]] = []
+    for n in range(40):  # one after another: request order is well defined
+        source = "lichess" if n % 4 == 3 else "chesscom"
+        clients.append((source, await ask(hubs[n % 3], source, f"fleet{n}-p2x3")))
+    ends = await asyncio.gather(
+        *(c.until("done", "failed", timeout=90) for _, c in clients), return_exceptions=True
+    )
+    stop.set()
+    await sampling
+    stuck = [
+        (n, [m["type"] for _, m in c.messages])
+        for n, ((_, c), end) in enumerate(zip(clients, ends, strict=True))
+        if not isinstance(end, dict) or end["type"] != "done"
+    ]
+    assert not stuck, stuck
+    assert sampler.samples > 100
+    assert sampler.peak["all"] <= 2, sampler.peak
+    assert sampler.peak["chesscom"] <= 2 and sampler.peak["lichess"] <= 1, sampler.peak
+    assert sampler.peak["all"] == 2  # the line was busy enough to fill both slots
+    assert not sampler.fifo_breaks, sampler.fifo_breaks
+    # One line for everyone: places were given in request order, whichever replica took it.
+    import_ids = [
+        next(m for _, m in c.messages if m["type"] == "ticket")["import_id"] for _, c in clients
+    ]
+    seqs = [sampler.seq[i] for i in import_ids if i in sampler.seq]
+    assert len(seqs) >= 30 and seqs == sorted(seqs)
+    # Every browser saw its import start and finish, on whichever replica it ran.
+    for _, c in clients:
+        kinds = [m["type"] for _, m in c.messages]
+        assert kinds.index("started") < kinds.index("done")
+
+
+async def test_failover_after_kill(fleet_db: str, slow_sim: Proc, hub_factory: HubFactory) -> None:
+    lease = 3
+    a, b = replicas(hub_factory, slow_sim, fleet_db, 2, HUB_LEASE_S=lease)
+    client = await ask(a, "chesscom", "failover-p30x4")
+    ticket = next(m for _, m in client.messages if m["type"] == "ticket")["ticket"]
+    await client.until("progress")
+    a.stop(signal.SIGKILL)
+    killed_at = time.monotonic()
+    again = await WsClient.open(b.ws_url)
+    await again.recv()
+    await again.send({"type": "resume", "ticket": ticket})
+    assert (await again.until("ticket"))["ticket"] == ticket
+    done = await again.until("done", timeout=lease + 30)
+    assert time.monotonic() - killed_at < lease + 20
+    assert again.of("progress"), "the browser saw the import continue"
+    truth = slow_sim.get_json("/_sim/truth/chesscom/failover-p30x4")
+    assert done["games_total"] == len(truth["games"]) == 120
+
+
+async def test_restart_keeps_line_and_order(
+    fleet_db: str, slow_sim: Proc, hub_factory: HubFactory
+) -> None:
+    hubs = replicas(hub_factory, slow_sim, fleet_db, 2, MAX_CONCURRENT_IMPORTS=2)
+    tickets: list[str] = []
+    for n in range(12):
+        c = await ask(hubs[n % 2], "chesscom", f"restart{n}-p20x2")
+        tickets.append(next(m for _, m in c.messages if m["type"] == "ticket")["ticket"])
+    await asyncio.sleep(1.0)  # two running, ten waiting
+    for hub in hubs:
+        hub.stop(signal.SIGKILL)
+    revived = replicas(hub_factory, slow_sim, fleet_db, 2, MAX_CONCURRENT_IMPORTS=2, HUB_LEASE_S=2)
+    followers = []
+    for n, ticket in enumerate(tickets):
+        c = await WsClient.open(revived[n % 2].ws_url)
+        await c.recv()
+        await c.send({"type": "resume", "ticket": ticket})
+        await c.until("ticket")
+        followers.append(c)
+    await asyncio.gather(*(c.until("done", timeout=240) for c in followers))
+    starts = [first(c, "started") for c in followers[2:]]
+    assert starts == sorted(starts)
+    for n in range(12):
+        truth = slow_sim.get_json(f"/_sim/truth/chesscom/restart{n}-p20x2")
+        assert len(truth["games"]) == 40
