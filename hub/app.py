@@ -189,7 +189,13 @@ def create_app(settings: Settings, sim: Any = None) -> Litestar:
                 )
             else:
                 queue = LocalQueue(slots, time.monotonic)
-            fanout = Fanout(slots, queue.clock, settings.board_hz, settings.queued_hz)
+            fanout = Fanout(
+                slots,
+                queue.clock,
+                settings.board_hz,
+                settings.queued_hz,
+                hold_s=settings.eta_hold_s,
+            )
             door = Door(settings)
             mailbox_stats = MailboxStats()
             metrics = Metrics()

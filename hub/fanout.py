@@ -40,12 +40,14 @@ class Fanout:
         board_hz: float = 4.0,
         queued_hz: float = 2.0,
         board_rows: int = 100,
+        hold_s: float = 1.0,
     ) -> None:
         self.slots = slots
         self.clock = clock
         self.board_interval = 1.0 / board_hz
         self.queued_interval = 1.0 / queued_hz
         self.board_rows = board_rows
+        self.hold_s = hold_s
         self.clients: set[Client] = set()
         self.watchers: set[Client] = set()
         self.followers: dict[str, dict[Client, int]] = {}
@@ -160,6 +162,10 @@ class Fanout:
         )
         for import_id, client in targets:
             est = estimates[import_id]
+            if not est.informed and now - self.slots.line[import_id].joined_at < self.hold_s:
+                # A burst arrives before its size probes answer: a wait computed from
+                # averages would be far off, so the first `queued` waits for them, briefly.
+                continue
             eta = round(est.eta_s, 1) if est.eta_s != float("inf") else 1e9
             last = client.sent.get(import_id)
             if force is None and last is not None:

@@ -4,17 +4,14 @@ from __future__ import annotations
 
 import asyncio
 import logging
-from collections.abc import Awaitable, Callable
+from collections.abc import Callable
 from dataclasses import dataclass
-from typing import TypeVar
 
 from hub.errors import Cancelled, HubError, StorageUnavailable
 from hub.fetch.base import Source, WaitCallback
 from hub.store.base import Store
 
 log = logging.getLogger("hub.importer")
-
-T = TypeVar("T")
 
 
 @dataclass
@@ -48,27 +45,12 @@ async def run_import(
     player continues from the last stored page.
     """
     outcome = Outcome(state="done")
-
-    async def stored(call: Awaitable[T]) -> T:
-        try:
-            return await call
-        except Exception as exc:
-            if not store.is_unavailable(exc):
-                raise
-            log.warning(
-                "storage unavailable - import stops",
-                extra={"import_id": import_id, "error": describe(exc)},
-            )
-            raise StorageUnavailable() from None
-
     try:
-        await stored(store.mark_running(import_id, wall()))
-        cursor = await stored(store.get_cursor(source.name, username))
+        await store.mark_running(import_id, wall())
+        cursor = await store.get_cursor(source.name, username)
         async for page in source.pages(username, cursor, on_wait):
-            new = await stored(
-                store.store_page(
-                    import_id, source.name, username, page.rows, page.pages_total, page.cursor
-                )
+            new = await store.store_page(
+                import_id, source.name, username, page.rows, page.pages_total, page.cursor
             )
             outcome.pages += 1
             outcome.games_new += new
@@ -76,7 +58,7 @@ async def run_import(
             on_page(outcome.pages, pages, outcome.games_new)
             if stop.is_set():
                 raise Cancelled()
-        outcome.games_total = await stored(store.count_games(source.name, username))
+        outcome.games_total = await store.count_games(source.name, username)
     except HubError as exc:
         outcome.state = "cancelled" if isinstance(exc, Cancelled) else "failed"
         outcome.code, outcome.message = exc.code, exc.message
@@ -86,10 +68,21 @@ async def run_import(
         outcome.message = "The hub restarted during the import; import again to continue."
         await _record(store, import_id, outcome, wall)
         raise
-    except Exception:
-        log.exception("import crashed", extra={"import_id": import_id})
-        outcome.state, outcome.code = "failed", "internal"
-        outcome.message = "The import failed inside the hub; the games stored so far are kept."
+    except Exception as exc:
+        outcome.state = "failed"
+        if store.is_unavailable(exc):
+            # Met by the store or, in a fleet, by the shared request caps (the
+            # fetch layer turns every upstream failure into a HubError).
+            log.warning(
+                "storage unavailable - import stops",
+                extra={"import_id": import_id, "error": describe(exc)},
+            )
+            unavailable = StorageUnavailable()
+            outcome.code, outcome.message = unavailable.code, unavailable.message
+        else:
+            log.exception("import crashed", extra={"import_id": import_id})
+            outcome.code = "internal"
+            outcome.message = "The import failed inside the hub; the games stored so far are kept."
     await _record(store, import_id, outcome, wall)
     return outcome
 

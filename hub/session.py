@@ -10,9 +10,10 @@ from typing import Any
 from litestar import WebSocket
 
 from hub import protocol as p
-from hub.errors import HubError
+from hub.errors import HubError, StorageUnavailable
 from hub.fanout import Client
 from hub.guard import POLICY_VIOLATION, Bucket
+from hub.importer import describe
 from hub.mailbox import Mailbox, MailboxStats
 from hub.service import ImportHub
 
@@ -67,7 +68,12 @@ async def _handle(hub: ImportHub, client: Client, text: str) -> None:
             hub.fanout.watch(client)
     except (p.ProtocolError, HubError) as exc:
         client.put(p.Error(exc.code, exc.message))
-    except Exception:
+    except Exception as exc:
+        if hub.store.is_unavailable(exc):  # in a fleet, the line itself lives in the database
+            log.warning("storage unavailable - message refused", extra={"error": describe(exc)})
+            unavailable = StorageUnavailable()
+            client.put(p.Error(unavailable.code, unavailable.message))
+            return
         log.exception("could not handle a client message")
         client.put(p.Error("internal", "The hub could not handle that message; try again."))
 

@@ -43,6 +43,7 @@ class Settings(msgspec.Struct, frozen=True, kw_only=True):
     eta_page_chesscom_s: float = 1.0
     eta_page_lichess_s: float = 5.0
     eta_alpha: float = 0.3
+    eta_hold_s: float = 1.0  # how long a first `queued` may wait for size probes
     # fan-out
     board_hz: float = 4.0
     queued_hz: float = 2.0
@@ -89,6 +90,7 @@ ENV: dict[str, str] = {
     "eta_page_chesscom_s": "HUB_ETA_PAGE_CHESSCOM_S",
     "eta_page_lichess_s": "HUB_ETA_PAGE_LICHESS_S",
     "eta_alpha": "HUB_ETA_ALPHA",
+    "eta_hold_s": "HUB_ETA_HOLD_S",
     "board_hz": "HUB_BOARD_HZ",
     "queued_hz": "HUB_QUEUED_HZ",
     "ws_max_bytes": "HUB_WS_MAX_BYTES",

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 import logging
 import re
 import time
@@ -175,15 +176,18 @@ class ChessCom:
         self._http = http
         self._base = settings.chesscom_url.rstrip("/")
         self._clock = clock
-        self._probed: dict[str, tuple[float, list[tuple[str, str]]]] = {}
+        # A probe's archive list, shared with the import that follows (even one that
+        # starts while the probe is still in flight), so the list is requested once.
+        self._probed: dict[str, tuple[float, asyncio.Future[list[tuple[str, str]]]]] = {}
 
     async def probe(self, username: str, cursor: str | None) -> int | None:
         """Months this import will request: one archive-list request."""
         user = username.lower()
-        months = await self._archives(user, None)
         now = self._clock()
         self._probed = {u: v for u, v in self._probed.items() if now - v[0] < _PROBE_FRESH_S}
-        self._probed[user] = (now, months)
+        listing = asyncio.ensure_future(self._archives(user, None))
+        self._probed[user] = (now, listing)
+        months = await asyncio.shield(listing)
         return len(_plan(months, decode_cursor(cursor)))
 
     async def pages(
@@ -192,9 +196,15 @@ class ChessCom:
         user = username.lower()
         start = decode_cursor(cursor)
         probed = self._probed.pop(user, None)
+        months: list[tuple[str, str]] | None = None
         if probed is not None and self._clock() - probed[0] < _PROBE_FRESH_S:
-            months = probed[1]
-        else:
+            try:
+                months = await asyncio.shield(probed[1])
+            except PlayerNotFound:
+                raise
+            except Exception:
+                months = None  # the probe's failure is the probe's; fetch the list again
+        if months is None:
             months = await self._archives(user, on_wait)
         plan = _plan(months, start)
         for month, url in plan:

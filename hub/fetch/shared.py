@@ -10,6 +10,7 @@ with it its locks, so nothing is ever held by the dead.
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import zlib
 from collections.abc import AsyncIterator, Mapping
 from contextlib import asynccontextmanager
@@ -47,7 +48,10 @@ class SharedLimit:
             try:
                 yield
             finally:
-                await conn.execute("SELECT pg_advisory_unlock($1)", key)
+                # If the connection died, its locks died with it; and the pool resets a
+                # connection it gets back (pg_advisory_unlock_all) or closes it.
+                with contextlib.suppress(OSError, asyncpg.PostgresError, asyncpg.InterfaceError):
+                    await conn.execute("SELECT pg_advisory_unlock($1)", key)
 
     async def _take(self, conn: asyncpg.Connection, upstream: str) -> int:
         delay = 0.005

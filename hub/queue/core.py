@@ -27,6 +27,7 @@ class Entry:
     pages: int = 0
     pages_total: int | None = None
     games: int = 0
+    first_page_at: float | None = None
     size: int | None = None  # pages probed while waiting
     stopping: bool = False
 
@@ -84,6 +85,7 @@ Decision = Admit | Drop | Stop | Release | LineChanged
 class Estimate:
     position: int  # 1-based rank among waiting imports, in arrival order
     eta_s: float
+    informed: bool = True  # the size of this import and of all before it is known
 
 
 class UnknownTicket(KeyError):
@@ -143,16 +145,39 @@ class Slots:
                     e.pages,
                     e.pages_total,
                     e.size,
+                    None
+                    if e.first_page_at is None or e.started_at is None
+                    else e.first_page_at - e.started_at,
                 ),
             )
             for e in self.running.values()
         ]
-        waiting = [(e.source, self.ewma[e.source].expected(e.size)) for e in self.line.values()]
+        # An import not sized yet counts as the average of those that are, when any are:
+        # closer to this line's truth than a long-run mean of whole imports.
+        sizes: dict[str, list[int]] = {}
+        for e in self.entries.values():
+            known = e.size if e.size is not None else e.pages_total
+            if known is not None:
+                sizes.setdefault(e.source, []).append(known)
+        typical = {source: round(sum(v) / len(v)) for source, v in sizes.items()}
+        waiting = [
+            (
+                e.source,
+                self.ewma[e.source].expected(
+                    e.size if e.size is not None else typical.get(e.source)
+                ),
+            )
+            for e in self.line.values()
+        ]
         starts = simulate(self.slots, self.lanes, running, waiting)
-        return {
-            e.import_id: Estimate(position=i + 1, eta_s=starts[i])
-            for i, e in enumerate(self.line.values())
-        }
+        informed = all(
+            e.pages_total is not None or e.size is not None for e in self.running.values()
+        )
+        result: dict[str, Estimate] = {}
+        for i, e in enumerate(self.line.values()):
+            informed = informed and e.size is not None
+            result[e.import_id] = Estimate(i + 1, starts[i], informed)
+        return result
 
     # -- events -----------------------------------------------------------
 
@@ -220,20 +245,27 @@ class Slots:
         return self._remove(entry, reason, now)
 
     def progress(
-        self, import_id: str, pages: int, pages_total: int | None, games: int = 0
+        self,
+        import_id: str,
+        pages: int,
+        pages_total: int | None,
+        games: int = 0,
+        now: float | None = None,
     ) -> list[Decision]:
         entry = self.entries.get(import_id)
         if entry is None:
             return []
+        if entry.first_page_at is None and pages >= 1 and now is not None:
+            entry.first_page_at = now
         entry.pages = pages
         entry.pages_total = pages_total
         entry.games = games
         return [LineChanged()]
 
     def sized(self, import_id: str, pages: int) -> list[Decision]:
-        """A probe learned how many pages this waiting import will take."""
+        """A probe learned how many pages this import will take."""
         entry = self.entries.get(import_id)
-        if entry is None or entry.state != WAITING:
+        if entry is None:
             return []
         entry.size = pages
         return [LineChanged()]
@@ -244,7 +276,8 @@ class Slots:
         if entry is None or entry.state != RUNNING:
             return []
         if ok and entry.started_at is not None and not entry.stopping:
-            self.ewma[entry.source].observe(now - entry.started_at, entry.pages)
+            first = None if entry.first_page_at is None else entry.first_page_at - entry.started_at
+            self.ewma[entry.source].observe(now - entry.started_at, entry.pages, first)
         del self.running[import_id]
         self.in_lane[entry.source] -= 1
         self._forget(entry)

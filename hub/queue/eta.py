@@ -9,41 +9,64 @@ from dataclasses import dataclass
 
 @dataclass
 class Ewma:
-    """Exponentially weighted means of import duration and of seconds per page."""
+    """Exponentially weighted means of an upstream's import times.
+
+    An import costs a fixed start (the size request, the first round trips)
+    plus a time per page; learning both keeps small imports from inflating
+    the per-page figure that large ones are estimated by.
+    """
 
     duration_s: float
     page_s: float
     alpha: float = 0.3
+    overhead_s: float = 0.0
     samples: int = 0
 
-    def observe(self, duration_s: float, pages: int) -> None:
+    def observe(self, duration_s: float, pages: int, first_page_s: float | None = None) -> None:
         a = self.alpha
         self.duration_s += a * (duration_s - self.duration_s)
-        if pages > 0:
-            self.page_s += a * (duration_s / pages - self.page_s)
+        if pages >= 2 and first_page_s is not None:
+            per_page = max(duration_s - first_page_s, 0.0) / (pages - 1)
+            self.page_s += a * (per_page - self.page_s)
+            self.overhead_s += a * (max(first_page_s - per_page, 0.0) - self.overhead_s)
+        elif pages > 0:
+            self.page_s += a * (max(duration_s - self.overhead_s, 0.0) / pages - self.page_s)
         self.samples += 1
 
     def expected(self, pages: int | None) -> float:
-        """Whole-import time: per page when the size is known, else the mean."""
+        """Whole-import time: start plus pages when the size is known, else the mean."""
         if pages is not None and pages > 0:
-            return pages * self.page_s
+            return self.overhead_s + pages * self.page_s
         return self.duration_s
 
 
 def remaining(
-    ewma: Ewma, elapsed_s: float, pages_done: int, pages_total: int | None, size: int | None
+    ewma: Ewma,
+    elapsed_s: float,
+    pages_done: int,
+    pages_total: int | None,
+    size: int | None,
+    first_page_s: float | None = None,
 ) -> float:
     """Time a running import still needs.
 
-    Its own pace is the best evidence once it has stored a page; before that the
-    learned pace applies. Never zero: an import that is late is still running.
+    The first page carries the start-up work, so an import's own pace is
+    measured from its first page on, and it outweighs the learned pace as
+    pages come in. Never zero: an import that is late is still running.
     """
     total = pages_total if pages_total is not None else size
-    if pages_done > 0 and total is not None and total >= pages_done:
-        left = elapsed_s / pages_done * (total - pages_done)
-    else:
-        left = ewma.expected(total) - elapsed_s
-    return max(left, 0.5)
+    if total is None or pages_done == 0 or total < pages_done:
+        return max(ewma.expected(total) - elapsed_s, 0.1)
+    if first_page_s is not None:
+        if pages_done == 1:
+            return max(ewma.page_s * (total - 1), 0.1)
+        own = (elapsed_s - first_page_s) / (pages_done - 1)
+        weight = (pages_done - 1) / (pages_done + 1)
+    else:  # when the first page's time is not known (a line read back from the database)
+        own = elapsed_s / pages_done
+        weight = pages_done / (pages_done + 2)
+    pace = weight * own + (1 - weight) * ewma.page_s
+    return max(pace * (total - pages_done), 0.1)
 
 
 def simulate(

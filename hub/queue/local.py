@@ -73,7 +73,7 @@ class LocalQueue:
     async def progress(
         self, import_id: str, pages: int, pages_total: int | None, games: int
     ) -> None:
-        self.apply(self.slots.progress(import_id, pages, pages_total, games))
+        self.apply(self.slots.progress(import_id, pages, pages_total, games, self.clock()))
 
     async def interrupted(self, import_id: str) -> None:
         """The hub is stopping mid-import: nothing outlives this process, so it simply ends."""

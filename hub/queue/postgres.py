@@ -84,6 +84,9 @@ class PostgresQueue:
         self._lock = asyncio.Lock()  # one load-apply-save at a time on this replica
         self._changed = asyncio.Event()
         self._tasks: list[asyncio.Task[None]] = []
+        # Imports that ended here while the database was away: import_id -> ok.
+        # Written by the next transaction that gets through (the poll tries every poll_s).
+        self._unrecorded: dict[str, bool] = {}
 
     # -- lifecycle --------------------------------------------------------
 
@@ -147,7 +150,16 @@ class PostgresQueue:
         await self._mutate(lambda now: self.slots.abort(import_id, reason, now))
 
     async def finished(self, import_id: str, ok: bool) -> None:
-        await self._mutate(lambda now: self.slots.finished(import_id, now, ok))
+        self._unrecorded[import_id] = ok
+        try:
+            await self._mutate(lambda now: [])
+        except (OSError, asyncpg.PostgresError, asyncpg.InterfaceError) as exc:
+            # The slot stays taken in the shared line until then; the lease is still ours.
+            log.warning(
+                "could not record the end of an import in the line; retrying: %s",
+                exc,
+                extra={"import_id": import_id},
+            )
 
     async def interrupted(self, import_id: str) -> None:
         """Give the lease up at once, so a replica that comes up next resumes the import."""
@@ -160,18 +172,22 @@ class PostgresQueue:
     async def progress(
         self, import_id: str, pages: int, pages_total: int | None, games: int
     ) -> None:
-        self.slots.progress(import_id, pages, pages_total, games)
+        self.slots.progress(import_id, pages, pages_total, games, self.clock())
         assert self._pool is not None
-        async with self._pool.acquire() as conn, conn.transaction():
-            await conn.execute(
-                "UPDATE queue_entries SET pages = $2, pages_total = $3, games = $4"
-                " WHERE import_id = $1",
-                import_id,
-                pages,
-                pages_total,
-                games,
-            )
-            await conn.execute("SELECT pg_notify($1, '')", CHANNEL)
+        try:
+            async with self._pool.acquire() as conn, conn.transaction():
+                await conn.execute(
+                    "UPDATE queue_entries SET pages = $2, pages_total = $3, games = $4"
+                    " WHERE import_id = $1",
+                    import_id,
+                    pages,
+                    pages_total,
+                    games,
+                )
+                await conn.execute("SELECT pg_notify($1, '')", CHANNEL)
+        except (OSError, asyncpg.PostgresError, asyncpg.InterfaceError) as exc:
+            # Only the other replicas' view of the progress lags; the next page updates it.
+            log.warning("could not share progress: %s", exc, extra={"import_id": import_id})
 
     async def sized(self, import_id: str, pages: int) -> None:
         self.slots.sized(import_id, pages)
@@ -188,8 +204,12 @@ class PostgresQueue:
             await conn.execute("SELECT pg_advisory_xact_lock($1)", ADMISSION_LOCK)
             before, leases, seen = await self._load(conn)
             now = self.clock()
+            unrecorded = dict(self._unrecorded)
             try:
-                decisions: list[Event] = [*seen, *event(now)]
+                decisions: list[Event] = list(seen)
+                for import_id, ok in unrecorded.items():
+                    decisions += self.slots.finished(import_id, now, ok)
+                decisions += event(now)
             except Exception:
                 self.apply(seen)  # what the read showed still happened
                 raise
@@ -205,6 +225,8 @@ class PostgresQueue:
                     mine.add(import_id)
             await self._save(conn, before, mine, now)
             await conn.execute("SELECT pg_notify($1, '')", CHANNEL)
+        for import_id in unrecorded:
+            self._unrecorded.pop(import_id, None)
         self.apply(decisions)
 
     async def _load(

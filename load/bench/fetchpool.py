@@ -112,9 +112,11 @@ async def bench(sim_url: str, rounds: int, players: int, pages: int, games: int)
     is part of each request). Warm: the same players again, built and cached by a first pass,
     so the figure is the fetch path's own cost."""
     settings = load_settings(environ={}, chesscom_url=sim_url, lichess_url=sim_url)
-    cold = await _rounds(
-        settings, rounds, lambda r, side: _players(2 * r + (side == "pooled"), players, pages, games)
-    )
+
+    def fresh_names(r: int, side: str) -> list[str]:
+        return _players(2 * r + (side == "pooled"), players, pages, games)
+
+    cold = await _rounds(settings, rounds, fresh_names)
     warm_names = _players(999, players, pages, games)
     await pooled(settings, warm_names)  # builds and caches them in the simulator
     warm = await _rounds(settings, rounds, lambda r, side: warm_names)

@@ -152,12 +152,19 @@ async def test_postgres_goes_away_mid_import(
         proxy.cut()  # every pooled connection reset, new ones refused
         failed = await a.until("failed", "done", timeout=30)
         assert failed["type"] == "failed" and failed["code"] == "storage_unavailable", failed
-        # The slot came back and the hub still serves what needs no database.
-        board = hub.get_json("/api/queue")
-        assert board["slots_free"] == board["slots_total"] and board["running"] == []
-        assert hub.get_json("/healthz") == {"status": "ok"}
-        await asyncio.sleep(1.5)  # down for a while: the pool retries in the background
+        assert hub.get_json("/healthz") == {"status": "ok"}  # what needs no database still works
+        # Asking meanwhile gets a clear answer (the line itself is in the database).
+        refused = await importing(hub, "lichess", "pgcut-meanwhile-p2x5")
+        assert (await refused.until("error", "ticket"))["code"] == "storage_unavailable"
+        await asyncio.sleep(1.5)  # down for a while: the pools retry in the background
         proxy.restore()
+        # The line lives in the database too: the end is recorded once it is back.
+        for _ in range(75):
+            board = hub.get_json("/api/queue")
+            if not board["running"]:
+                break
+            await asyncio.sleep(0.2)
+        assert board["running"] == [] and board["slots_free"] == board["slots_total"], board
         # The same player again: it goes on from the last stored page, without duplicates.
         b = await importing(hub, "chesscom", "pgcut-p30x2")
         done = await b.until("done", "failed", timeout=60)

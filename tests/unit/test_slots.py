@@ -157,8 +157,22 @@ def test_eta_uses_progress_of_running_imports() -> None:
     s = make(slots=1, chesscom=1)
     join(s, 0, now=0.0)
     join(s, 1, now=0.0)
-    s.progress("i0", 2, 10)  # 2 pages in 4 s: 16 s to go
-    assert s.estimates(4.0)["i1"].eta_s == pytest.approx(16.0)
+    s.progress("i0", 2, 10)  # 2 pages in 4 s; the learned pace is 1 s a page
+    # Own pace (2 s) weighs 2/(2+2): 1.5 s a page for the 8 pages left.
+    assert s.estimates(4.0)["i1"].eta_s == pytest.approx(12.0)
+
+
+def test_estimates_say_when_sizes_are_known() -> None:
+    s = make(slots=1, chesscom=1)
+    join(s, 0)
+    join(s, 1)
+    join(s, 2)
+    assert not s.estimates(0.0)["i1"].informed
+    s.sized("i0", 5)  # the running one
+    s.sized("i1", 3)
+    est = s.estimates(0.0)
+    assert est["i1"].informed and not est["i2"].informed
+    assert est["i2"].eta_s == pytest.approx(5 + 3)
 
 
 def test_eta_uses_probed_size_and_learns() -> None:
