@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import contextlib
+import logging
 import os
 import time
 from collections.abc import AsyncIterator
@@ -189,6 +190,13 @@ def create_app(settings: Settings, sim: Any = None) -> Litestar:
                 )
             else:
                 queue = LocalQueue(slots, time.monotonic)
+                # This process held the whole line: whatever it left unfinished is over.
+                left = await store.interrupt_unfinished(time.time())
+                if left:
+                    logging.getLogger("hub").info(
+                        "marked imports left by a stopped hub as interrupted",
+                        extra={"imports": left},
+                    )
             fanout = Fanout(
                 slots,
                 queue.clock,

@@ -118,6 +118,8 @@ class Fanout:
             held = self.ticket_clients.get(ticket)
             if held is not None:
                 held.discard(client)
+                if not held:
+                    del self.ticket_clients[ticket]
         self.clients.discard(client)
         self.watchers.discard(client)
         client.mailbox.close()

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import logging
 from collections.abc import Callable
 from dataclasses import dataclass
@@ -48,16 +49,17 @@ async def run_import(
     try:
         await store.mark_running(import_id, wall())
         cursor = await store.get_cursor(source.name, username)
-        async for page in source.pages(username, cursor, on_wait):
-            new = await store.store_page(
-                import_id, source.name, username, page.rows, page.pages_total, page.cursor
-            )
-            outcome.pages += 1
-            outcome.games_new += new
-            pages = max(page.pages_total or 0, outcome.pages)
-            on_page(outcome.pages, pages, outcome.games_new)
-            if stop.is_set():
-                raise Cancelled()
+        # Closed on every path: an open lichess export holds the upstream's one stream slot.
+        async with contextlib.aclosing(source.pages(username, cursor, on_wait)) as pages:
+            async for page in pages:
+                new = await store.store_page(
+                    import_id, source.name, username, page.rows, page.pages_total, page.cursor
+                )
+                outcome.pages += 1
+                outcome.games_new += new
+                on_page(outcome.pages, max(page.pages_total or 0, outcome.pages), outcome.games_new)
+                if stop.is_set():
+                    raise Cancelled()
         outcome.games_total = await store.count_games(source.name, username)
     except HubError as exc:
         outcome.state = "cancelled" if isinstance(exc, Cancelled) else "failed"
@@ -66,7 +68,9 @@ async def run_import(
         # The hub is shutting down: the stored pages are the checkpoint.
         outcome.state, outcome.code = "failed", "interrupted"
         outcome.message = "The hub restarted during the import; import again to continue."
-        await _record(store, import_id, outcome, wall)
+        # In a task of its own: `databases` keeps one connection per task, and this
+        # task's may be stuck in the release the cancellation interrupted.
+        await asyncio.shield(_record(store, import_id, outcome, wall))
         raise
     except Exception as exc:
         outcome.state = "failed"

@@ -135,8 +135,8 @@ class ImportHub:
         self.fanout.follow(client, key, entry.import_id)
         client.put(p.TicketMsg(secret, entry.import_id, source, entry.username, joined=joined))
         self._greet(client, entry)
-        if not joined:
-            self._probe(entry)  # running ones too: their size sharpens everyone's wait
+        if entry.state == "waiting" and not joined:
+            self._probe(entry)
 
     async def resume(self, client: Client, ticket: str) -> None:
         key = ticket_key(ticket)

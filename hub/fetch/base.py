@@ -2,12 +2,17 @@
 
 from __future__ import annotations
 
-from collections.abc import AsyncIterator, Callable
-from typing import Protocol
+import asyncio
+import time
+from collections.abc import AsyncGenerator, Callable, Coroutine
+from typing import Any, Generic, Protocol, TypeVar
 
 import msgspec
 
+from hub.errors import PlayerNotFound
 from hub.store.base import GameRow
+
+T = TypeVar("T")
 
 # (reason, retry_in_s): called before sleeping on a 429 ("rate_limited") or a backoff ("retrying").
 WaitCallback = Callable[[str, float], None]
@@ -35,10 +40,43 @@ class Source(Protocol):
 
     def pages(
         self, username: str, cursor: str | None, on_wait: WaitCallback | None = None
-    ) -> AsyncIterator[Page]:
+    ) -> AsyncGenerator[Page, None]:
         """Yield the player's games after `cursor`, oldest first, one page at a time.
 
         Close the iterator (`aclose`) when stopping early: a lichess export holds
         the upstream's only stream slot until then.
         """
         ...
+
+
+class Probed(Generic[T]):
+    """A size probe's answer, kept briefly for the import that follows it.
+
+    The import may start while the probe is still in flight (a ticket admitted
+    at once is probed too); it then awaits the same request instead of sending
+    its own, so the upstream is asked once.
+    """
+
+    def __init__(self, fresh_s: float = 30.0, clock: Callable[[], float] = time.monotonic) -> None:
+        self.fresh_s = fresh_s
+        self.clock = clock
+        self._kept: dict[str, tuple[float, asyncio.Future[T]]] = {}
+
+    async def fetch(self, key: str, request: Coroutine[Any, Any, T]) -> T:
+        now = self.clock()
+        self._kept = {k: v for k, v in self._kept.items() if now - v[0] < self.fresh_s}
+        future = asyncio.ensure_future(request)
+        self._kept[key] = (now, future)
+        return await asyncio.shield(future)
+
+    async def take(self, key: str) -> T | None:
+        """The probe's answer, or None when there is none fresh (or it failed transiently)."""
+        kept = self._kept.pop(key, None)
+        if kept is None or self.clock() - kept[0] >= self.fresh_s:
+            return None
+        try:
+            return await asyncio.shield(kept[1])
+        except PlayerNotFound:
+            raise
+        except Exception:
+            return None  # the probe's failure is the probe's; the import asks again

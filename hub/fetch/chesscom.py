@@ -2,17 +2,16 @@
 
 from __future__ import annotations
 
-import asyncio
 import logging
 import re
 import time
-from collections.abc import AsyncIterator, Callable
+from collections.abc import AsyncGenerator, Callable
 from urllib.parse import quote, urlsplit
 
 import msgspec
 
 from hub.errors import PlayerNotFound, UpstreamBadData, UpstreamUnavailable
-from hub.fetch.base import Page, WaitCallback
+from hub.fetch.base import Page, Probed, WaitCallback
 from hub.fetch.http import Http, Reply
 from hub.settings import Settings
 from hub.store.base import GameRow
@@ -176,34 +175,20 @@ class ChessCom:
         self._http = http
         self._base = settings.chesscom_url.rstrip("/")
         self._clock = clock
-        # A probe's archive list, shared with the import that follows (even one that
-        # starts while the probe is still in flight), so the list is requested once.
-        self._probed: dict[str, tuple[float, asyncio.Future[list[tuple[str, str]]]]] = {}
+        self._probed: Probed[list[tuple[str, str]]] = Probed(_PROBE_FRESH_S, clock)
 
     async def probe(self, username: str, cursor: str | None) -> int | None:
         """Months this import will request: one archive-list request."""
         user = username.lower()
-        now = self._clock()
-        self._probed = {u: v for u, v in self._probed.items() if now - v[0] < _PROBE_FRESH_S}
-        listing = asyncio.ensure_future(self._archives(user, None))
-        self._probed[user] = (now, listing)
-        months = await asyncio.shield(listing)
+        months = await self._probed.fetch(user, self._archives(user, None))
         return len(_plan(months, decode_cursor(cursor)))
 
     async def pages(
         self, username: str, cursor: str | None, on_wait: WaitCallback | None = None
-    ) -> AsyncIterator[Page]:
+    ) -> AsyncGenerator[Page, None]:
         user = username.lower()
         start = decode_cursor(cursor)
-        probed = self._probed.pop(user, None)
-        months: list[tuple[str, str]] | None = None
-        if probed is not None and self._clock() - probed[0] < _PROBE_FRESH_S:
-            try:
-                months = await asyncio.shield(probed[1])
-            except PlayerNotFound:
-                raise
-            except Exception:
-                months = None  # the probe's failure is the probe's; fetch the list again
+        months = await self._probed.take(user)
         if months is None:
             months = await self._archives(user, on_wait)
         plan = _plan(months, start)

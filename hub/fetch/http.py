@@ -80,7 +80,7 @@ class Budget:
         self._on_wait = on_wait
         self._used = 0
         self._last = ""
-        self._last_rate_limited = False
+        self._only_rate_limited = True  # every failure so far was a 429
 
     def reset(self) -> None:
         """Progress was made (a page was yielded): a later failure is a new request."""
@@ -103,7 +103,8 @@ class Budget:
         await self._spend("retrying", random.uniform(0, cap), detail, False)
 
     async def _spend(self, reason: str, delay: float, detail: str, rate_limited: bool) -> None:
-        self._last, self._last_rate_limited = detail, rate_limited
+        self._last = detail
+        self._only_rate_limited = self._only_rate_limited and rate_limited
         if self._used >= self._http.settings.retries:
             self.give_up()
         self._used += 1
@@ -114,7 +115,9 @@ class Budget:
         await asyncio.sleep(delay)
 
     def give_up(self) -> None:
-        if self._last_rate_limited:
+        # A timeout or a 5xx among the failures means the upstream is struggling, not
+        # merely asking us to slow down: a 429 after our own timed-out requests is an echo.
+        if self._only_rate_limited:
             raise RateLimited(f"{self._upstream} kept answering 429 Too Many Requests.")
         raise UpstreamUnavailable(
             f"{self._upstream} is not answering right now ({self._last}). Try again later."

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import logging
 import math
-from collections.abc import AsyncIterator
+from collections.abc import AsyncGenerator
 from typing import Literal
 from urllib.parse import quote
 
@@ -13,7 +13,7 @@ import msgspec
 from aiohttp.http_exceptions import LineTooLong
 
 from hub.errors import PlayerNotFound, UpstreamBadData, UpstreamUnavailable
-from hub.fetch.base import Page, WaitCallback
+from hub.fetch.base import Page, Probed, WaitCallback
 from hub.fetch.http import TRANSIENT_ERRORS, Http
 from hub.settings import Settings
 from hub.store.base import GameRow
@@ -232,10 +232,12 @@ class Lichess:
         self._base = settings.lichess_url.rstrip("/")
         self._page = settings.lichess_page
         self._lookback_ms = int(settings.lichess_lookback_s * 1000)
+        self._probed: Probed[int | None] = Probed()
 
     async def probe(self, username: str, cursor: str | None) -> int | None:
         """Pages left by the profile's game count: one cheap request."""
-        total = await self._count(username.lower(), None)
+        user = username.lower()
+        total = await self._probed.fetch(user, self._count(user, None))
         if total is None:
             return None
         start = decode_cursor(cursor)
@@ -243,9 +245,11 @@ class Lichess:
 
     async def pages(
         self, username: str, cursor: str | None, on_wait: WaitCallback | None = None
-    ) -> AsyncIterator[Page]:
+    ) -> AsyncGenerator[Page, None]:
         user = username.lower()
-        total = await self._count(user, on_wait)
+        total = await self._probed.take(user)
+        if total is None:
+            total = await self._count(user, on_wait)
         pager = Pager(user, self._page, total, decode_cursor(cursor), self._lookback_ms)
         url = f"{self._base}/api/games/user/{quote(user, safe='')}"
         headers = {"Accept": "application/x-ndjson"}

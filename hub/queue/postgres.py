@@ -379,6 +379,10 @@ class PostgresQueue:
             except (OSError, asyncpg.PostgresError, asyncpg.InterfaceError) as exc:
                 log.warning("could not re-read the line: %s", exc)
                 await asyncio.sleep(self.poll_s)
+            except Exception:
+                # A bug here must not stop this replica from ever reading the line again.
+                log.exception("re-reading the line failed")
+                await asyncio.sleep(self.poll_s)
             await asyncio.sleep(0.01)  # coalesce a burst of notifications into one read
 
     async def _poll_forever(self) -> None:
@@ -401,6 +405,8 @@ class PostgresQueue:
                 await self._mutate(lambda now: [])
             except (OSError, asyncpg.PostgresError, asyncpg.InterfaceError) as exc:
                 log.warning("fleet poll failed: %s", exc)
+            except Exception:
+                log.exception("fleet poll failed")
             self._changed.set()
 
     async def _listen_forever(self) -> None:

@@ -128,6 +128,13 @@ class Store(abc.ABC):
     async def get_import(self, import_id: str) -> ImportRecord | None: ...
 
     @abc.abstractmethod
+    async def interrupt_unfinished(self, finished_at: float) -> int:
+        """Mark imports left queued or running by a stopped process as interrupted.
+
+        Only a hub whose line lives in its own process may call this at start-up.
+        """
+
+    @abc.abstractmethod
     async def store_page(
         self,
         import_id: str,

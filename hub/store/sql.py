@@ -126,6 +126,22 @@ class SQLStore(Store, abc.ABC):
                 {"id": import_id, "started_at": started_at},
             )
 
+    async def interrupt_unfinished(self, finished_at: float) -> int:
+        async with self._writing():
+            count = await self._db.fetch_val(
+                "SELECT COUNT(*) FROM imports WHERE state IN ('queued', 'running')"
+            )
+            await self._db.execute(
+                """
+                UPDATE imports
+                   SET state = 'failed', finished_at = :finished_at, error = 'interrupted',
+                       message = 'The hub restarted before this import ended.'
+                 WHERE state IN ('queued', 'running')
+                """,
+                {"finished_at": finished_at},
+            )
+        return int(count or 0)
+
     async def finish_import(
         self,
         import_id: str,

@@ -15,8 +15,9 @@ import signal
 import time
 from http import HTTPStatus
 
-from websockets.asyncio.server import Request, Response, ServerConnection, serve
+from websockets.asyncio.server import ServerConnection, serve
 from websockets.exceptions import ConnectionClosed
+from websockets.http11 import Request, Response
 
 from load.procs import raise_nofile, run_async
 

@@ -171,3 +171,30 @@ async def test_restart_keeps_line_and_order(
     for n in range(12):
         truth = slow_sim.get_json(f"/_sim/truth/chesscom/restart{n}-p20x2")
         assert len(truth["games"]) == 40
+
+
+async def test_abandoned_ticket_dropped_by_any_replica(
+    fleet_db: str, slow_sim: Proc, hub_factory: HubFactory
+) -> None:
+    a, b = replicas(
+        hub_factory, slow_sim, fleet_db, 2, MAX_CONCURRENT_IMPORTS=1, HUB_RESUME_GRACE_S=2
+    )
+    blocker = await ask(a, "chesscom", "hold-p40x2")
+    leaver = await ask(a, "chesscom", "leaver-p2x2")
+    await leaver.until("queued")
+    watcher = await ask(b, "chesscom", "stays-p2x2")
+    await leaver.close()
+    # Kept during the grace period (on the board every replica serves)...
+    board = b.get_json("/api/queue")
+    assert board["waiting_total"] == 2
+    # ...then dropped, though its socket was on the other replica.
+    for _ in range(50):
+        if b.get_json("/api/queue")["waiting_total"] == 1:
+            break
+        await asyncio.sleep(0.2)
+    assert b.get_json("/api/queue")["waiting_total"] == 1
+    # The watcher, on the other replica, moves up to first place.
+    while (await watcher.until("queued", timeout=5))["position"] != 1:
+        pass
+    await blocker.until("done", timeout=60)
+    await watcher.until("done", timeout=60)

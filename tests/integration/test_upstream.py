@@ -158,7 +158,10 @@ async def test_slow_upstream_times_out_and_frees_the_slot(
     # would meet the sim still serving the two abandoned requests and draw a 429 (see the
     # report on abandoned requests); one retry keeps the upstream at its cap of 2.
     # One slot: each import behind starts only once the one before let go of it.
-    hub = hub_factory(sim, MAX_CONCURRENT_IMPORTS=1, HUB_REQUEST_TIMEOUT_S=0.3, HUB_RETRIES=1)
+    # HUB_ETA_HOLD_S=0: the first `queued` goes out at once, without waiting for size probes.
+    hub = hub_factory(
+        sim, MAX_CONCURRENT_IMPORTS=1, HUB_REQUEST_TIMEOUT_S=0.3, HUB_RETRIES=1, HUB_ETA_HOLD_S=0
+    )
     slow_cc = await begin(hub, "chesscom", "slow-p2x5")
     slow_li = await begin(hub, "lichess", "slow-p2x5")
     after = await begin(hub, "lichess", "after-p1x40")
@@ -288,7 +291,8 @@ async def test_killed_hub_resumes_from_the_checkpoint(
     user = "resume-p40x20"
     first = hub_factory(sim)
     client = await begin(first, "chesscom", user)
-    for _ in range(4):
+    killed_id = (await client.until("progress", timeout=10))["import_id"]
+    for _ in range(3):
         await client.until("progress", timeout=10)
     assert first.stop(signal.SIGKILL) == -signal.SIGKILL
     months_done = len(await stored(first, "chesscom", user)) // 20
@@ -298,6 +302,9 @@ async def test_killed_hub_resumes_from_the_checkpoint(
     await settled(sim)
     sim.post("/_sim/reset")
     second = hub_factory(sim)  # the same DATABASE_URL
+    # The new hub does not leave the killed import looking alive forever.
+    killed = second.get_json(f"/api/imports/{killed_id}")
+    assert (killed["state"], killed["error"]) == ("failed", "interrupted")
     again = await begin(second, "chesscom", user)
     final = await again.until("done", "failed", timeout=30)
     assert final["type"] == "done", final

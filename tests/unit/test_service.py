@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import asyncio
 import time
-from collections.abc import AsyncIterator, Callable
+from collections.abc import AsyncGenerator, AsyncIterator, Callable
 from pathlib import Path
 from typing import Any
 
@@ -59,7 +59,7 @@ class Scripted:
 
     async def pages(
         self, username: str, cursor: str | None, on_wait: WaitCallback | None = None
-    ) -> AsyncIterator[Page]:
+    ) -> AsyncGenerator[Page, None]:
         for n in range(self.pages_n):
             if self.gate is not None:
                 await self.gate.wait()
