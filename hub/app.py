@@ -117,7 +117,7 @@ async def import_state(state: State, import_id: str) -> dict[str, Any]:
     return {
         "import_id": record.id,
         "source": record.source,
-        "username": record.username,
+        # No username: import ids are on the public board, where players are masked.
         "state": record.state,
         "created_at": record.created_at,
         "started_at": record.started_at,
