@@ -88,17 +88,21 @@ def figures(browsers: list[Browser]) -> dict[str, list[float]]:
         for import_id, group in by_import.items()
         for b in group[:1]
     )
+    # Each position a waiter loses is owed to the admission just before it (or a hair
+    # after: two sockets' clocks are read by one client, but arrive in either order).
+    admitted = [t for t, _ in starts]
     position: list[float] = []
-    for started_at, import_id in starts:
-        for other_id, group in by_import.items():
-            if other_id == import_id:
-                continue
-            for b in group:
-                arrivals = [
-                    t for t, m in b.messages if m["type"] == "queued" and t >= started_at
-                ]
-                if arrivals and (b.first("started") or 0.0) > started_at:
-                    position.append(arrivals[0] - started_at)
+    for group in by_import.values():
+        for b in group:
+            last: int | None = None
+            for arrived, m in b.messages:
+                if m["type"] != "queued":
+                    continue
+                if last is not None and m["position"] < last:
+                    cause = [t for t in admitted if t <= arrived + 0.005]
+                    if cause:
+                        position.append(max(arrived - cause[-1], 0.0))
+                last = m["position"]
     progress: list[float] = []
     for group in by_import.values():
         if len(group) < 2:
