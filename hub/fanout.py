@@ -3,13 +3,13 @@
 from __future__ import annotations
 
 import asyncio
-import contextlib
 from collections.abc import Callable
 from dataclasses import dataclass, field
 
 from hub import protocol as p
 from hub.mailbox import Mailbox
 from hub.queue.core import Slots
+from hub.tasks import cancel_and_wait
 
 
 @dataclass(eq=False)
@@ -66,11 +66,7 @@ class Fanout:
         ]
 
     async def stop(self) -> None:
-        for task in self._tasks:
-            task.cancel()
-        for task in self._tasks:
-            with contextlib.suppress(asyncio.CancelledError):
-                await task
+        await cancel_and_wait(self._tasks)
 
     # -- membership -------------------------------------------------------
 

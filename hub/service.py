@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import logging
 import secrets
 import time
@@ -22,6 +21,7 @@ from hub.queue.core import Admit, Drop, Entry, LineChanged, Release, Stop, Unkno
 from hub.queue.driver import Event, QueueDriver, RemoteEnded, RemoteProgress, RemoteStarted
 from hub.settings import Settings
 from hub.store.base import ImportRecord, Store
+from hub.tasks import cancel_and_wait
 
 log = logging.getLogger("hub")
 
@@ -82,12 +82,7 @@ class ImportHub:
     async def stop(self) -> None:
         await self.queue.stop()
         await self.fanout.stop()
-        tasks = [r.task for r in self.running.values()] + list(self.background)
-        for task in tasks:
-            task.cancel()
-        for task in tasks:
-            with contextlib.suppress(asyncio.CancelledError, Exception):
-                await task
+        await cancel_and_wait([r.task for r in self.running.values()] + list(self.background))
 
     # -- client requests --------------------------------------------------
 

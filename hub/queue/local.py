@@ -3,11 +3,11 @@
 from __future__ import annotations
 
 import asyncio
-import contextlib
 from collections.abc import Callable, Sequence
 
 from hub.queue.core import Entry, Slots
 from hub.queue.driver import Event
+from hub.tasks import cancel_and_wait
 
 
 class LocalQueue:
@@ -40,9 +40,7 @@ class LocalQueue:
 
     async def stop(self) -> None:
         if self._ticker is not None:
-            self._ticker.cancel()
-            with contextlib.suppress(asyncio.CancelledError):
-                await self._ticker
+            await cancel_and_wait([self._ticker])
 
     async def _tick_forever(self) -> None:
         while True:

@@ -34,6 +34,7 @@ from hub.queue.core import (
     Ticket,
 )
 from hub.queue.driver import Event, RemoteEnded, RemoteProgress, RemoteStarted
+from hub.tasks import cancel_and_wait
 
 log = logging.getLogger("hub.fleet")
 
@@ -100,11 +101,7 @@ class PostgresQueue:
         ]
 
     async def stop(self) -> None:
-        for task in self._tasks:
-            task.cancel()
-        for task in self._tasks:
-            with contextlib.suppress(asyncio.CancelledError):
-                await task
+        await cancel_and_wait(self._tasks)
         if self._listener is not None:
             with contextlib.suppress(Exception):
                 await self._listener.close()
