@@ -175,9 +175,7 @@ async def measure(args: argparse.Namespace) -> dict[str, Any]:
         # Reference: one replica, SQLite; every browser on it.
         sim, hubs = start(work / "single", f"sqlite:///{work / 'single.db'}", 1)
         try:
-            browsers = await run_line(
-                [h.ws_url for h in hubs], args.imports, args.pages, "single"
-            )
+            browsers = await run_line([h.ws_url for h in hubs], args.imports, args.pages, "single")
             results["single node"] = figures(browsers)
         finally:
             for child in (*hubs, sim):
