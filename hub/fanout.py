@@ -11,6 +11,10 @@ from hub.mailbox import Mailbox
 from hub.queue.core import Slots
 from hub.tasks import cancel_and_wait
 
+# A pass may use at most 1/(1 + this) of the loop's time: cheap passes (a short
+# line) follow each change at once, costly ones (thousands waiting) are spaced.
+PUBLISH_SPACING = 4.0
+
 
 @dataclass(eq=False)
 class Client:
@@ -55,7 +59,8 @@ class Fanout:
         self.ticket_import: dict[str, str] = {}
         # import_id -> (first estimated wait announced, when): graded at admission
         self.first_eta: dict[str, tuple[float, float]] = {}
-        self._positions_due = False
+        self._positions_timer: asyncio.TimerHandle | None = None
+        self._next_publish = 0.0
         self._board_due = asyncio.Event()
         self._tasks: list[asyncio.Task[None]] = []
 
@@ -66,6 +71,8 @@ class Fanout:
         ]
 
     async def stop(self) -> None:
+        if self._positions_timer is not None:
+            self._positions_timer.cancel()
         await cancel_and_wait(self._tasks)
 
     # -- membership -------------------------------------------------------
@@ -133,31 +140,49 @@ class Fanout:
                 client.sent.pop(import_id, None)
             client.mailbox.put(text)
 
-    def line_changed(self) -> None:
-        self._board_due.set()
-        if not self._positions_due:
-            self._positions_due = True
-            asyncio.get_running_loop().call_soon(self.publish_positions)
+    def line_changed(self, now: bool = False) -> None:
+        """Positions moved: publish with the next pass, or in this one when `now` and cheap.
 
-    def publish_positions(self, force: Client | None = None) -> None:
+        An admission publishes at once, so a waiter learns it is first in line even
+        when the next slot frees right after.
+        """
+        self._board_due.set()
+        loop = asyncio.get_running_loop()
+        if now and loop.time() >= self._next_publish:
+            if self._positions_timer is not None:
+                self._positions_timer.cancel()
+            self.publish_positions()
+            return
+        if self._positions_timer is None:
+            delay = max(0.0, self._next_publish - loop.time())
+            self._positions_timer = loop.call_later(delay, self.publish_positions)
+
+    def publish_positions(self) -> None:
         """Send each follower of a waiting import its position and wait, when they moved.
 
-        A position change goes out at once. A wait that only drifted goes out
-        when it moved by more than 1 s and 10 % from what the browser is
-        counting down, and at most `queued_hz` times a second.
+        A position change goes out with the next pass. A wait that only drifted
+        goes out when it moved by more than 1 s and 10 % from what the browser
+        is counting down, and at most `queued_hz` times a second. One pass costs
+        O(line + followers), so passes are spaced to take at most a fifth of
+        the time: a burst of joins is answered by a few passes, not one each.
         """
-        self._positions_due = False
+        self._positions_timer = None
+        loop = asyncio.get_running_loop()
+        began = loop.time()
+        try:
+            self._publish()
+        finally:
+            took = loop.time() - began
+            self._next_publish = loop.time() + PUBLISH_SPACING * took
+
+    def _publish(self) -> None:
         line = self.slots.line
-        if force is None and not any(i in self.followers for i in line):
+        if not any(i in self.followers for i in line):
             return
         now = self.clock()
         estimates = self.slots.estimates(now)
         total, free = self.slots.slots, self.slots.free
-        targets = (
-            [(i, force) for i in force.tickets.values() if i in estimates]
-            if force is not None
-            else [(i, c) for i in estimates if i in self.followers for c in self.followers[i]]
-        )
+        targets = [(i, c) for i in estimates if i in self.followers for c in self.followers[i]]
         for import_id, client in targets:
             est = estimates[import_id]
             if not est.informed and now - self.slots.line[import_id].joined_at < self.hold_s:
@@ -166,7 +191,7 @@ class Fanout:
                 continue
             eta = round(est.eta_s, 1) if est.eta_s != float("inf") else 1e9
             last = client.sent.get(import_id)
-            if force is None and last is not None:
+            if last is not None:
                 position, last_eta, when = last
                 counted_down = max(last_eta - (now - when), 0.0)
                 drift = abs(eta - counted_down)

@@ -164,7 +164,7 @@ class ImportHub:
     def _greet(self, client: Client, entry: Entry) -> None:
         """Tell a new follower where the import stands right now."""
         if entry.state == "waiting":
-            self.fanout.publish_positions(force=client)
+            self.fanout.line_changed()  # its first `queued` goes out with the next pass
             return
         waited = (entry.started_at or self.clock()) - entry.joined_at
         client.put(p.Started(entry.import_id, round(waited, 3)))
@@ -182,6 +182,7 @@ class ImportHub:
     # -- queue decisions --------------------------------------------------
 
     def apply(self, events: Sequence[Event]) -> None:
+        admitted = any(isinstance(d, Admit) for d in events)
         for d in events:
             if isinstance(d, Admit):
                 self._admit(d.import_id)
@@ -200,7 +201,7 @@ class ImportHub:
                     if not held:
                         self.by_address.pop(address, None)
             elif isinstance(d, LineChanged):
-                self.fanout.line_changed()
+                self.fanout.line_changed(now=admitted)
             elif isinstance(d, RemoteStarted):
                 self.fanout.to_import(d.import_id, p.Started(d.import_id, round(d.waited_s, 3)))
             elif isinstance(d, RemoteProgress):

@@ -203,13 +203,16 @@ def build(run: RunData) -> tuple[dict[str, Any], dict[str, Any]]:
         "hub_logs": run.hub_logs,
         "hub_log_errors": _log_errors(run.hub_logs),
     }
+    # Still waiting or running when the run ended: open until then.
     waiting_spans = [
-        (i.ticket_at, i.departure)
+        (i.ticket_at, i.departure if i.departure is not None else timing.ended)
         for i in connected
-        if i.ticket_at and i.departure and i.first_queued
+        if i.ticket_at is not None and i.first_queued is not None
     ]
     running_spans = [
-        (i.start, i.end) for i in connected if i.start is not None and i.end is not None
+        (i.start, i.end if i.end is not None else timing.ended)
+        for i in connected
+        if i.start is not None
     ]
     series = {
         "queue": _thin([(t - t0, float(v)) for t, v in step_series(waiting_spans)]),

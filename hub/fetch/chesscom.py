@@ -180,7 +180,7 @@ class ChessCom:
     async def probe(self, username: str, cursor: str | None) -> int | None:
         """Months this import will request: one archive-list request."""
         user = username.lower()
-        months = await self._probed.fetch(user, self._archives(user, None))
+        months = await self._probed.fetch(user, self._archives(user, None, probe=True))
         return len(_plan(months, decode_cursor(cursor)))
 
     async def pages(
@@ -226,9 +226,11 @@ class ChessCom:
                 rows=rows, pages_total=len(plan), cursor=msgspec.json.encode(stored).decode()
             )
 
-    async def _archives(self, user: str, on_wait: WaitCallback | None) -> list[tuple[str, str]]:
+    async def _archives(
+        self, user: str, on_wait: WaitCallback | None, probe: bool = False
+    ) -> list[tuple[str, str]]:
         url = f"{self._base}/pub/player/{quote(user, safe='')}/games/archives"
-        reply = await self._http.get(UPSTREAM, url, on_wait=on_wait)
+        reply = await self._http.get(UPSTREAM, url, on_wait=on_wait, probe=probe)
         if reply.status == 404:
             raise PlayerNotFound(f'chess.com has no player "{user}".')
         if reply.status == 410:

@@ -139,6 +139,9 @@ class Http:
         }
         # Set in a fleet: the same caps, held across every replica.
         self.shared: SharedLimit | None = None
+        # Size probes go one at a time per upstream, so a burst of them never takes
+        # every request slot from the imports that are running.
+        self._probes = {upstream: asyncio.Semaphore(1) for upstream in self._slots}
         # Connect and per-read timeouts only: a long but live lichess export must not be
         # killed by a total deadline, while a stalled one is.
         self._timeout = aiohttp.ClientTimeout(
@@ -203,11 +206,24 @@ class Http:
         on_wait: WaitCallback | None = None,
         retry_on: frozenset[int] = frozenset(),
         limited: bool = True,
+        probe: bool = False,
     ) -> Reply:
         """GET a whole body, retrying 429, 5xx, `retry_on` statuses and transient errors.
 
-        `limited=False` skips the upstream's in-flight slot (for cheap non-stream calls).
+        `limited=False` skips the upstream's in-flight slot (for cheap non-stream calls);
+        `probe=True` marks a size probe, which waits for the upstream's one probe turn.
         """
+        if probe:
+            async with self._probes[upstream]:
+                return await self.get(
+                    upstream,
+                    url,
+                    params=params,
+                    headers=headers,
+                    on_wait=on_wait,
+                    retry_on=retry_on,
+                    limited=limited,
+                )
         budget = self.budget(upstream, on_wait)
         while True:
             try:

@@ -237,7 +237,7 @@ class Lichess:
     async def probe(self, username: str, cursor: str | None) -> int | None:
         """Pages left by the profile's game count: one cheap request."""
         user = username.lower()
-        total = await self._probed.fetch(user, self._count(user, None))
+        total = await self._probed.fetch(user, self._count(user, None, probe=True))
         if total is None:
             return None
         start = decode_cursor(cursor)
@@ -282,7 +282,9 @@ class Lichess:
                 pager.restart()
                 await budget.backoff(f"export stream cut: {type(exc).__name__}")
 
-    async def _count(self, user: str, on_wait: WaitCallback | None) -> int | None:
+    async def _count(
+        self, user: str, on_wait: WaitCallback | None, probe: bool = False
+    ) -> int | None:
         # Not a game export: lichess limits concurrent exports, not profile reads, so this
         # does not take the stream slot (and cannot wait behind another import's export).
         reply = await self._http.get(
@@ -290,6 +292,7 @@ class Lichess:
             f"{self._base}/api/user/{quote(user, safe='')}",
             on_wait=on_wait,
             limited=False,
+            probe=probe,
         )
         if reply.status == 404:
             raise PlayerNotFound(f'lichess has no player "{user}".')

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import json
+import re
 from typing import Any
 
 from tests.conftest import HubFactory
@@ -78,7 +79,11 @@ async def test_ten_with_two_slots_is_fifo(slow_sim: Proc, hub_factory: HubFactor
     for _, step in sorted(events, key=lambda e: (e[0], e[1])):
         running += step
         peak = max(peak, running)
-    assert peak <= 2
+    # Seen by the browsers: a `done` and the next `started` travel on two sockets and may
+    # cross by a hair; the hub's own count at each admission is exact.
+    assert peak <= 3
+    admissions = re.findall(r"slot acquired.*?slots_in_use=(\d+)", hub.logs())
+    assert len(admissions) == 10 and max(int(n) for n in admissions) <= 2
     # Every queued socket saw its position fall to 1 before `started`, never rising.
     for n, c in enumerate(clients[2:], start=2):
         kinds = [m["type"] for _, m in c.messages]
