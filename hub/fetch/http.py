@@ -139,9 +139,13 @@ class Http:
         }
         # Set in a fleet: the same caps, held across every replica.
         self.shared: SharedLimit | None = None
-        # Size probes go one at a time per upstream, so a burst of them never takes
-        # every request slot from the imports that are running.
-        self._probes = {upstream: asyncio.Semaphore(1) for upstream in self._slots}
+        # Size probes queue apart and enter the request slots no more than `cap` at a
+        # time, so a burst of them delays a running import by a request or two, not by
+        # the whole burst.
+        self._probes = {
+            "chesscom": asyncio.Semaphore(settings.inflight_chesscom),
+            "lichess": asyncio.Semaphore(settings.inflight_lichess),
+        }
         # Connect and per-read timeouts only: a long but live lichess export must not be
         # killed by a total deadline, while a stalled one is.
         self._timeout = aiohttp.ClientTimeout(
@@ -211,7 +215,7 @@ class Http:
         """GET a whole body, retrying 429, 5xx, `retry_on` statuses and transient errors.
 
         `limited=False` skips the upstream's in-flight slot (for cheap non-stream calls);
-        `probe=True` marks a size probe, which waits for the upstream's one probe turn.
+        `probe=True` marks a size probe, which first waits for one of the upstream's probe turns.
         """
         if probe:
             async with self._probes[upstream]:
