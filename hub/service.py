@@ -61,6 +61,7 @@ class ImportHub:
         self.metrics = metrics or Metrics()
         queue.apply = self.apply
         self.running: dict[str, Running] = {}
+        self.stopping = False
         self.background: set[asyncio.Task[None]] = set()
         # Ended tickets, so a page that reloads right after the end still learns it:
         # key -> (expires, import_id, source, username, final message)
@@ -80,9 +81,13 @@ class ImportHub:
         await self.fanout.start()
 
     async def stop(self) -> None:
-        await self.queue.stop()
+        # Imports first, while the queue can still record their interruption; nothing
+        # is admitted from here on.
+        self.stopping = True
+        await cancel_and_wait([r.task for r in self.running.values()])
+        await cancel_and_wait(list(self.background))
         await self.fanout.stop()
-        await cancel_and_wait([r.task for r in self.running.values()] + list(self.background))
+        await self.queue.stop()
 
     # -- client requests --------------------------------------------------
 
@@ -92,8 +97,7 @@ class ImportHub:
 
     async def request_import(self, client: Client, source: str, username: str) -> None:
         username = username.lower()
-        held = self.by_address.setdefault(client.address, set())
-        if len(held) >= self.settings.max_tickets_per_ip:
+        if len(self.by_address.get(client.address, ())) >= self.settings.max_tickets_per_ip:
             raise p.ProtocolError(
                 "too_many_imports",
                 f"At most {self.settings.max_tickets_per_ip} imports may wait or run "
@@ -111,7 +115,7 @@ class ImportHub:
         key = ticket_key(secret)
         import_id = secrets.token_hex(8)
         entry, joined = await self.queue.join(key, import_id, source, username)
-        held.add(key)
+        self.by_address.setdefault(client.address, set()).add(key)
         self.key_address[key] = client.address
         if not joined:
             record = ImportRecord(
@@ -235,6 +239,10 @@ class ImportHub:
             self.apply([Release(key)])
 
     def _admit(self, import_id: str) -> None:
+        if self.stopping:
+            if self.queue.durable:  # give the lease back for whichever replica comes next
+                self._background(self.queue.interrupted(import_id))
+            return
         entry = self.queue.slots.entries[import_id]
         now = self.clock()
         waited = now - entry.joined_at
