@@ -185,12 +185,16 @@ class Fanout:
         targets = [(i, c) for i in estimates if i in self.followers for c in self.followers[i]]
         for import_id, client in targets:
             est = estimates[import_id]
-            if not est.informed and now - self.slots.line[import_id].joined_at < self.hold_s:
+            last = client.sent.get(import_id)
+            if (
+                last is None
+                and not est.informed
+                and now - self.slots.line[import_id].joined_at < self.hold_s
+            ):
                 # A burst arrives before its size probes answer: a wait computed from
                 # averages would be far off, so the first `queued` waits for them, briefly.
                 continue
             eta = round(est.eta_s, 1) if est.eta_s != float("inf") else 1e9
-            last = client.sent.get(import_id)
             if last is not None:
                 position, last_eta, when = last
                 counted_down = max(last_eta - (now - when), 0.0)

@@ -83,10 +83,11 @@ def figures(browsers: list[Browser]) -> dict[str, list[float]]:
     for b in browsers:
         ticket = next(m for _, m in b.messages if m["type"] == "ticket")
         by_import.setdefault(ticket["import_id"], []).append(b)
+    # An import is as early as the first of its browsers to hear of it: the one on the
+    # replica that runs it hears first, the other one after a NOTIFY.
     starts = sorted(
-        (b.first("started") or 0.0, import_id)
+        (min(b.first("started") or float("inf") for b in group), import_id)
         for import_id, group in by_import.items()
-        for b in group[:1]
     )
     # Each position a waiter loses is owed to the admission just before it (or a hair
     # after: two sockets' clocks are read by one client, but arrive in either order).
@@ -114,12 +115,15 @@ def figures(browsers: list[Browser]) -> dict[str, list[float]]:
         for page, at in pages[0].items():
             if page in pages[1]:
                 progress.append(abs(pages[1][page] - at))
-    ends = sorted(b.first("done") or 0.0 for group in by_import.values() for b in group[:1])
+    ends = sorted(
+        min(b.first("done") or float("inf") for b in group) for group in by_import.values()
+    )
     admit = []
     for done_at in ends[:-1]:
-        nxt = [s for s, _ in starts if s >= done_at]
+        # The next start may be read a hair before the done, on another socket.
+        nxt = [s for s, _ in starts if s >= done_at - 0.005]
         if nxt:
-            admit.append(nxt[0] - done_at)
+            admit.append(max(nxt[0] - done_at, 0.0))
     return {"position": position, "progress": progress, "admit": admit}
 
 
