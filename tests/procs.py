@@ -7,7 +7,6 @@ import contextlib
 import json
 import os
 import signal
-import socket
 import subprocess
 import sys
 import time
@@ -20,28 +19,10 @@ from typing import Any, ClassVar
 import websockets
 from websockets.asyncio.client import ClientConnection
 
+# The load tool starts the same processes the same way; one copy of how.
+from load.procs import free_port, wait_http
+
 USER_AGENT = "chess-import-hub-tests (+https://example.invalid; tests@example.invalid)"
-
-
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        port: int = s.getsockname()[1]
-        return port
-
-
-def wait_http(url: str, proc: subprocess.Popen[bytes], log: Path, timeout: float = 20.0) -> None:
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        if proc.poll() is not None:
-            raise RuntimeError(f"process exited with {proc.returncode}:\n{log.read_text()}")
-        try:
-            request = urllib.request.Request(url, headers={"User-Agent": USER_AGENT})
-            with urllib.request.urlopen(request, timeout=1):
-                return
-        except OSError:
-            time.sleep(0.05)
-    raise RuntimeError(f"{url} did not answer in {timeout} s:\n{log.read_text()}")
 
 
 @dataclass
