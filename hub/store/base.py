@@ -111,6 +111,11 @@ class Store(abc.ABC):
     @abc.abstractmethod
     async def create_import(self, record: ImportRecord) -> None: ...
 
+    async def create_imports(self, records: Sequence[ImportRecord]) -> None:
+        """Record many new imports at once."""
+        for record in records:
+            await self.create_import(record)
+
     @abc.abstractmethod
     async def mark_running(self, import_id: str, started_at: float) -> None: ...
 
