@@ -251,6 +251,11 @@ class ImportHub:
         waited = now - entry.joined_at
         self.metrics.admitted.labels(entry.source).inc()
         self.metrics.wait.labels(entry.source).observe(waited)
+        if entry.graded is not None:  # the core graded this estimate; publish the same
+            when, _, shown, _, _ = entry.graded
+            error = abs(shown - (now - when))
+            self.metrics.eta_error.labels(entry.source).observe(error)
+            self.metrics.eta_error_ratio.labels(entry.source).observe(error / max(now - when, 1.0))
         log.info(
             "slot acquired - starting import",
             extra={

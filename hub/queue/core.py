@@ -510,6 +510,7 @@ class Slots:
 
     def load(self, entries: Iterable[Entry], tickets: Iterable[Ticket]) -> None:
         """Replace the line with state saved elsewhere; the estimates learned stay."""
+        was_waiting = {e.import_id: e.seq for e in self.line.values()}
         self.entries.clear()
         self.by_key.clear()
         self.tickets.clear()
@@ -530,10 +531,15 @@ class Slots:
                 self.in_lane[entry.source] += 1
             else:
                 self._enqueue(entry)
-        for ticket in tickets:
+        for ticket in sorted(tickets, key=lambda t: t.detached_at or 0.0):
             owner = self.entries.get(ticket.import_id)
             if owner is not None:
                 owner.tickets.add(ticket.ticket)
                 self.tickets[ticket.ticket] = ticket
                 self.per_address[ticket.address] = self.per_address.get(ticket.address, 0) + 1
-        self.moved_after = None
+                if ticket.detached_at is not None:
+                    self._detached[ticket.ticket] = ticket.detached_at
+        left = [seq for import_id, seq in was_waiting.items() if import_id not in self.line]
+        if left:
+            lowest = min(left)
+            self.moved_after = lowest if self.moved_after is None else min(self.moved_after, lowest)
