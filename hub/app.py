@@ -21,7 +21,7 @@ from hub.fanout import Fanout
 from hub.fetch import make_sources
 from hub.fetch.http import Http
 from hub.fetch.shared import SharedLimit
-from hub.guard import POLICY_VIOLATION, Door, client_address, origin_allowed
+from hub.guard import POLICY_VIOLATION, Door, origin_allowed
 from hub.mailbox import MailboxStats
 from hub.metrics import CONTENT_TYPE as METRICS_TYPE
 from hub.metrics import Metrics
@@ -68,7 +68,7 @@ async def ws(socket: WebSocket[Any, Any, Any]) -> None:
         await socket.close(POLICY_VIOLATION, "origin not allowed")
         return
     peer = socket.client.host if socket.client is not None else ""
-    address = client_address(peer, headers, door.trusted)
+    address = door.address(peer, socket.scope["headers"])
     refused = door.enter(address)
     await socket.accept()
     if refused is not None:
