@@ -22,6 +22,7 @@ from hub.fetch import make_sources
 from hub.fetch.http import Http
 from hub.fetch.shared import SharedLimit
 from hub.guard import POLICY_VIOLATION, Door, origin_allowed
+from hub.headers import OPENAPI, add_security_headers
 from hub.mailbox import MailboxStats
 from hub.metrics import CONTENT_TYPE as METRICS_TYPE
 from hub.metrics import Metrics
@@ -236,6 +237,8 @@ def create_app(settings: Settings, sim: Any = None) -> Litestar:
             static,
         ],
         lifespan=[lifespan],
+        before_send=[add_security_headers],
+        openapi_config=OPENAPI,
         logging_config=None,  # hub.logs owns the format (text or JSON lines)
     )
 
