@@ -136,7 +136,7 @@ async def test_postgres_goes_away_mid_import(
         board = await eventually(
             lambda: idle_board(hub), "the stopped import leaves the board", timeout=15
         )
-        assert board["slots_free"] == board["slots_total"], board
+        assert board is not None and board["slots_free"] == board["slots_total"], board
         # The same player again: it goes on from the last stored page, without duplicates.
         b = await importing(hub, "chesscom", "pgcut-p30x2")
         done = await b.until("done", "failed", timeout=60)

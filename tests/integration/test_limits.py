@@ -13,6 +13,7 @@ import time
 import pytest
 import websockets
 from websockets.exceptions import ConnectionClosed, InvalidStatus
+from websockets.typing import Origin
 
 from tests.conftest import HubFactory
 from tests.poll import eventually
@@ -89,7 +90,7 @@ async def test_sockets_per_address(sim: Proc, hub_factory: HubFactory) -> None:
     async def admitted() -> bool:
         client = await WsClient.open(hub.ws_url)
         try:
-            return (await client.recv())["type"] == "hello"
+            return bool((await client.recv())["type"] == "hello")
         except ConnectionClosed:
             return False  # the hub has not seen the close yet
 
@@ -140,20 +141,24 @@ async def test_queue_full(slow_sim: Proc, hub_factory: HubFactory) -> None:
 async def test_foreign_origin_is_refused(sim: Proc, hub_factory: HubFactory) -> None:
     hub = hub_factory(sim)
     with pytest.raises(InvalidStatus) as refused:
-        await websockets.connect(hub.ws_url, origin="https://evil.example", proxy=None)
+        await websockets.connect(hub.ws_url, origin=Origin("https://evil.example"), proxy=None)
     assert refused.value.response.status_code == 403
-    own = await websockets.connect(hub.ws_url, origin=f"http://127.0.0.1:{hub.port}", proxy=None)
+    own = await websockets.connect(
+        hub.ws_url, origin=Origin(f"http://127.0.0.1:{hub.port}"), proxy=None
+    )
     assert json.loads(await own.recv())["type"] == "hello"
     await own.close()
 
 
 async def test_listed_origin_is_accepted(sim: Proc, hub_factory: HubFactory) -> None:
     hub = hub_factory(sim, HUB_ALLOWED_ORIGINS="https://chess.example")
-    ok = await websockets.connect(hub.ws_url, origin="https://chess.example", proxy=None)
+    ok = await websockets.connect(hub.ws_url, origin=Origin("https://chess.example"), proxy=None)
     assert json.loads(await ok.recv())["type"] == "hello"
     await ok.close()
     with pytest.raises(InvalidStatus):
-        await websockets.connect(hub.ws_url, origin=f"http://127.0.0.1:{hub.port}", proxy=None)
+        await websockets.connect(
+            hub.ws_url, origin=Origin(f"http://127.0.0.1:{hub.port}"), proxy=None
+        )
 
 
 async def test_forwarded_for_needs_a_trusted_proxy(sim: Proc, hub_factory: HubFactory) -> None:
