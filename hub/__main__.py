@@ -84,6 +84,7 @@ def _serve(args: argparse.Namespace) -> None:
     import uvicorn
 
     from hub.app import create_app
+    from hub.header_timeout import http_protocol
     from hub.logs import setup_logging
 
     settings = load_settings(
@@ -106,7 +107,11 @@ def _serve(args: argparse.Namespace) -> None:
         timeout_graceful_shutdown=math.ceil(settings.shutdown_s),
         proxy_headers=False,  # X-Forwarded-For is believed only per HUB_TRUST_PROXY (hub.guard)
         loop="uvloop" if importlib.util.find_spec("uvloop") else "asyncio",
-        http="httptools" if importlib.util.find_spec("httptools") else "h11",
+        # uvicorn has no deadline for request headers; slow clients are closed after this.
+        http=http_protocol(
+            "httptools" if importlib.util.find_spec("httptools") else "h11",
+            settings.header_timeout_s,
+        ),
         log_level=args.log_level,
         log_config=None,
         lifespan="on",

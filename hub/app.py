@@ -21,7 +21,8 @@ from hub.fanout import Fanout
 from hub.fetch import make_sources
 from hub.fetch.http import Http
 from hub.fetch.shared import SharedLimit
-from hub.guard import POLICY_VIOLATION, Door, client_address, origin_allowed
+from hub.guard import POLICY_VIOLATION, Door, origin_allowed
+from hub.headers import OPENAPI, add_security_headers
 from hub.mailbox import Outbox
 from hub.metrics import CONTENT_TYPE as METRICS_TYPE
 from hub.metrics import Metrics
@@ -77,7 +78,7 @@ async def ws(socket: WebSocket[Any, Any, Any]) -> None:
         await socket.close(POLICY_VIOLATION, "origin not allowed")
         return
     peer = socket.client.host if socket.client is not None else ""
-    address = client_address(peer, headers, door.trusted)
+    address = door.address(peer, socket.scope["headers"])
     refused = door.enter(address)
     await socket.accept()
     if refused is not None:
@@ -242,6 +243,8 @@ def create_app(settings: Settings, sim: Any = None) -> Litestar:
             static,
         ],
         lifespan=[lifespan],
+        before_send=[add_security_headers],
+        openapi_config=OPENAPI,
         logging_config=None,  # hub.logs owns the format (text or JSON lines)
     )
 

@@ -2,11 +2,17 @@
 
 from __future__ import annotations
 
+import enum
 import hashlib
-from collections.abc import Iterable, Mapping
+import ipaddress
+import math
+from collections import deque
+from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field
 
-from hub.settings import Settings, split_list
+from hub.settings import IPNetwork, Settings, networks, split_list
+
+IPAddress = ipaddress.IPv4Address | ipaddress.IPv6Address
 
 # WebSocket close codes (RFC 6455 and the IANA registry)
 POLICY_VIOLATION = 1008
@@ -44,17 +50,75 @@ def origin_allowed(
     return origin == f"{own}://{host}"
 
 
-def client_address(peer: str, headers: Mapping[str, str], trusted: Iterable[str]) -> str:
-    """The client's address; X-Forwarded-For counts only when the peer is a trusted proxy."""
-    forwarded = headers.get("x-forwarded-for")
-    if forwarded and peer in set(trusted):
-        # The right-most entry not added by a trusted proxy is the one the proxy saw.
-        hops = [h.strip() for h in forwarded.split(",") if h.strip()]
-        trusted_set = set(trusted)
-        for hop in reversed(hops):
-            if hop not in trusted_set:
-                return hop
-    return peer
+def forwarded_for(raw_headers: Iterable[tuple[bytes, bytes]]) -> list[str]:
+    """Every X-Forwarded-For hop, from all of the header's lines in the order they came.
+
+    Some proxies add a line of their own instead of appending to the client's, so reading
+    only the first line would let the client choose its address.
+    """
+    hops: list[str] = []
+    for name, value in raw_headers:
+        if name.lower() == b"x-forwarded-for":
+            hops.extend(hop.strip() for hop in value.decode("latin-1").split(","))
+    return [hop for hop in hops if hop]
+
+
+def parse_ip(text: str) -> IPAddress | None:
+    """An address as a proxy or the server writes it (ports and brackets dropped), or None.
+
+    An IPv4-mapped IPv6 address (`::ffff:192.0.2.1`) is the IPv4 address it maps.
+    """
+    text = text.strip()
+    if text.startswith("["):  # [2001:db8::1]:443
+        text = text[1:].partition("]")[0]
+    elif text.count(":") == 1:  # 192.0.2.1:443
+        text = text.partition(":")[0]
+    try:
+        ip = ipaddress.ip_address(text)
+    except ValueError:
+        return None
+    if isinstance(ip, ipaddress.IPv6Address) and ip.ipv4_mapped is not None:
+        return ip.ipv4_mapped
+    return ip
+
+
+def address_key(ip: IPAddress, ipv6_prefix: int) -> str:
+    """The name per-address limits count under: an IPv4 address, or an IPv6 network.
+
+    One IPv6 subscriber is usually given a whole /64 (or more), so counting single
+    IPv6 addresses would give one visitor 2^64 budgets.
+    """
+    if ip.version == 4 or ipv6_prefix >= 128:
+        return str(ip)
+    return str(ipaddress.ip_network((ip, ipv6_prefix), strict=False))
+
+
+def client_address(
+    peer: str, forwarded: Sequence[str], trusted: Sequence[IPNetwork], ipv6_prefix: int = 64
+) -> str:
+    """The key of the client's address; X-Forwarded-For counts only from a trusted proxy.
+
+    `forwarded` holds the hops of every X-Forwarded-For line in order. Each proxy appends
+    the address it saw, so walking from the right, the first hop that is not a trusted
+    proxy is the client as the outermost trusted proxy saw it; whatever lies to its left
+    was written by the client and is not believed.
+    """
+    chosen = parse_ip(peer)
+    if chosen is None:
+        return peer  # not an IP peer (a Unix socket): counted as given
+    if forwarded and _trusted(chosen, trusted):
+        for hop in reversed(forwarded):
+            ip = parse_ip(hop)
+            if ip is None:
+                break  # a trusted proxy writes addresses: keep the last hop it vouched for
+            chosen = ip
+            if not _trusted(ip, trusted):
+                break
+    return address_key(chosen, ipv6_prefix)
+
+
+def _trusted(ip: IPAddress, trusted: Sequence[IPNetwork]) -> bool:
+    return any(ip in network for network in trusted)
 
 
 @dataclass
@@ -64,14 +128,19 @@ class Door:
     settings: Settings
     per_address: dict[str, int] = field(default_factory=dict)
     total: int = 0
+    trusted: list[IPNetwork] = field(init=False)
 
-    @property
-    def trusted(self) -> list[str]:
-        return split_list(self.settings.trust_proxy)
+    def __post_init__(self) -> None:
+        self.trusted = networks(self.settings.trust_proxy)
 
     @property
     def allowed_origins(self) -> list[str]:
         return split_list(self.settings.allowed_origins)
+
+    def address(self, peer: str, raw_headers: Iterable[tuple[bytes, bytes]]) -> str:
+        """The key a connection from `peer` with these request headers is counted under."""
+        hops = forwarded_for(raw_headers)
+        return client_address(peer, hops, self.trusted, self.settings.ipv6_prefix)
 
     def enter(self, address: str) -> int | None:
         """Take a place for a new socket, or return the close code that refuses it."""
@@ -92,23 +161,60 @@ class Door:
             self.per_address[address] = left
 
 
+class Verdict(enum.Enum):
+    """What to do with one client message."""
+
+    ALLOW = "allow"  # handle it
+    DROP = "drop"  # refuse it without a word
+    WARN = "warn"  # refuse it and answer `rate_limited`
+    CLOSE = "close"  # close the socket with 1008
+
+
 @dataclass
-class Bucket:
-    """A token bucket: `rate` messages a second with a burst of the same size."""
+class Throttle:
+    """The message limit of one socket, as plain state: the caller passes the clock in.
+
+    A token bucket admits `rate` messages a second with a burst of as many. A refused
+    message is dropped, and the socket hears `rate_limited` at most once per
+    `warn_every_s`, so a flood is not answered by a flood. The socket is closed when a
+    message is refused while more than `rate * window_s` arrived in the last `window_s`
+    seconds: it keeps sending above the rate, at whatever pace. A one-off burst followed
+    by a pause is refused, never closed.
+    """
 
     rate: float
-    tokens: float = -1.0
-    stamp: float = 0.0
-    strikes: int = 0  # messages refused in a row
+    window_s: float = 5.0
+    warn_every_s: float = 1.0
+    tokens: float = field(init=False)
+    stamp: float | None = None
+    warned: float | None = None
+    arrivals: deque[float] = field(init=False)  # the latest rate * window_s + 1 arrival times
 
-    def allow(self, now: float) -> bool:
-        if self.tokens < 0:
-            self.tokens, self.stamp = self.rate, now
-        self.tokens = min(self.rate, self.tokens + (now - self.stamp) * self.rate)
+    def __post_init__(self) -> None:
+        self.tokens = self.burst
+        self.arrivals = deque(maxlen=math.floor(self.rate * self.window_s) + 1)
+
+    @property
+    def burst(self) -> float:
+        return max(self.rate, 1.0)  # below 1 a second, a bucket of `rate` would admit nothing
+
+    def check(self, now: float) -> Verdict:
+        self.arrivals.append(now)
+        if self.stamp is not None:
+            self.tokens = min(self.burst, self.tokens + (now - self.stamp) * self.rate)
         self.stamp = now
-        if self.tokens >= 1.0:
+        # A client exactly at the rate must not lose a message to rounding.
+        if self.tokens >= 1.0 - 1e-9:
             self.tokens -= 1.0
-            self.strikes = 0
-            return True
-        self.strikes += 1
-        return False
+            return Verdict.ALLOW
+        if self.sustained(now):
+            return Verdict.CLOSE
+        if self.warned is None or now - self.warned >= self.warn_every_s:
+            self.warned = now
+            return Verdict.WARN
+        return Verdict.DROP
+
+    def sustained(self, now: float) -> bool:
+        """More than `rate * window_s` arrivals in the last `window_s` seconds."""
+        full = len(self.arrivals) == self.arrivals.maxlen
+        return full and self.arrivals[0] > now - self.window_s

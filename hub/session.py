@@ -11,7 +11,7 @@ from litestar import WebSocket
 from hub import protocol as p
 from hub.errors import HubError, StorageUnavailable
 from hub.fanout import Client
-from hub.guard import POLICY_VIOLATION, Bucket
+from hub.guard import POLICY_VIOLATION, Throttle, Verdict
 from hub.importer import describe
 from hub.mailbox import Mailbox, Outbox
 from hub.service import ImportHub
@@ -31,18 +31,20 @@ async def serve_socket(
     client = Client(Mailbox(socket.send_text, outbox), address=address)
     hub.fanout.connect(client)
     client.put(hub.hello())
-    bucket = Bucket(hub.settings.ws_msgs_per_s)
+    throttle = Throttle(hub.settings.ws_msgs_per_s)
     loop = asyncio.get_running_loop()
     try:
         while True:
             event = await socket.receive()
             if event["type"] == "websocket.disconnect":
                 break
-            if not bucket.allow(loop.time()):
-                if bucket.strikes > 2 * bucket.rate:
-                    await socket.close(POLICY_VIOLATION, "too many messages")
-                    break
-                client.put(p.Error("rate_limited", SLOW_DOWN))
+            verdict = throttle.check(loop.time())
+            if verdict is Verdict.CLOSE:
+                await socket.close(POLICY_VIOLATION, "too many messages")
+                break
+            if verdict is not Verdict.ALLOW:
+                if verdict is Verdict.WARN:
+                    client.put(p.Error("rate_limited", SLOW_DOWN))
                 continue
             text = event.get("text")
             if not isinstance(text, str):

@@ -2,11 +2,14 @@
 
 from __future__ import annotations
 
+import ipaddress
 import os
 from collections.abc import Mapping
 from typing import Any
 
 import msgspec
+
+IPNetwork = ipaddress.IPv4Network | ipaddress.IPv6Network
 
 
 class SettingsError(ValueError):
@@ -58,7 +61,9 @@ class Settings(msgspec.Struct, frozen=True, kw_only=True):
     max_tickets_per_ip: int = 3
     max_queue: int = 10000
     allowed_origins: str = ""  # comma-separated; empty means the hub's own origin
-    trust_proxy: str = ""  # comma-separated proxy addresses whose X-Forwarded-For is believed
+    trust_proxy: str = ""  # comma-separated proxy addresses and CIDR ranges trusted for XFF
+    ipv6_prefix: int = 64  # IPv6 clients are counted per network of this prefix length
+    header_timeout_s: float = 10.0  # an HTTP request's headers must arrive within this
     shutdown_s: float = 10.0
     # fleet (PostgreSQL DATABASE_URL)
     poll_s: float = 1.0
@@ -106,6 +111,8 @@ ENV: dict[str, str] = {
     "max_queue": "HUB_MAX_QUEUE",
     "allowed_origins": "HUB_ALLOWED_ORIGINS",
     "trust_proxy": "HUB_TRUST_PROXY",
+    "ipv6_prefix": "HUB_IPV6_PREFIX",
+    "header_timeout_s": "HUB_HEADER_TIMEOUT_S",
     "shutdown_s": "HUB_SHUTDOWN_S",
     "poll_s": "HUB_POLL_S",
     "lease_s": "HUB_LEASE_S",
@@ -138,6 +145,7 @@ _POSITIVE = {
     "queued_hz",
     "eta_alpha",
     "ws_msgs_per_s",
+    "header_timeout_s",
     "shutdown_s",
     "poll_s",
     "lease_s",
@@ -171,6 +179,13 @@ def _convert(field: str, name: str, raw: Any, kind: type) -> Any:
         raise SettingsError(f"{name}={raw!r} must start with http:// or https://")
     if field == "eta_alpha" and value > 1:
         raise SettingsError(f"{name}={raw!r} must be between 0 and 1")
+    if field == "ipv6_prefix" and not 1 <= value <= 128:
+        raise SettingsError(f"{name}={raw!r} must be between 1 and 128")
+    if field == "trust_proxy":
+        try:
+            networks(value)
+        except ValueError as exc:
+            raise SettingsError(f"{name}={raw!r}: {exc}") from None
     return value
 
 
@@ -194,3 +209,22 @@ def load_settings(environ: Mapping[str, str] | None = None, **overrides: Any) ->
 def split_list(value: str) -> list[str]:
     """A comma-separated setting as a list, blanks dropped."""
     return [part.strip() for part in value.split(",") if part.strip()]
+
+
+def networks(value: str) -> list[IPNetwork]:
+    """A comma-separated list of addresses and CIDR ranges (`10.0.0.0/8`, `2001:db8::/32`).
+
+    An IPv4-mapped IPv6 address stands for the IPv4 address it maps, as client addresses do.
+    Raises ValueError naming the first entry that is neither.
+    """
+    parsed: list[IPNetwork] = []
+    for entry in split_list(value):
+        try:
+            network = ipaddress.ip_network(entry)
+        except ValueError as exc:
+            raise ValueError(f"{entry!r} is not an address or CIDR range ({exc})") from None
+        mapped = getattr(network.network_address, "ipv4_mapped", None)
+        if mapped is not None and network.prefixlen == 128:
+            network = ipaddress.ip_network(mapped)
+        parsed.append(network)
+    return parsed

@@ -8,12 +8,18 @@ import sys
 import time
 from collections.abc import Sequence
 from pathlib import Path
+from typing import TYPE_CHECKING
 
-from rich.console import Console
+from load.extra import INSTALL
 
-from load.plot import draw
-from load.report import build, table
-from load.run import SCENARIOS, SOURCES, Options, run
+if TYPE_CHECKING:
+    from load.run import Options
+
+# The modules that drive a run need the `load` extra (rich, matplotlib); they are imported
+# only once the arguments are read, so --help works without it, and a run that lacks it
+# stops in one line naming the install command.
+SCENARIOS = ("burst", "ramp", "churn")
+SOURCES = ("chesscom", "lichess", "mixed")
 
 
 def _env_pair(text: str) -> tuple[str, str]:
@@ -24,7 +30,9 @@ def _env_pair(text: str) -> tuple[str, str]:
 
 
 def parser() -> argparse.ArgumentParser:
-    p = argparse.ArgumentParser(prog="python -m load", description=__doc__)
+    p = argparse.ArgumentParser(
+        prog="python -m load", description=__doc__, epilog=f"Needs the load extra: {INSTALL}"
+    )
     p.add_argument("--sockets", type=int, default=1000, help="simulated browsers (default 1000)")
     p.add_argument(
         "--hub",
@@ -74,6 +82,8 @@ def parser() -> argparse.ArgumentParser:
 
 
 def options(args: argparse.Namespace) -> Options:
+    from load.run import Options
+
     if args.sockets < 1:
         raise SystemExit("--sockets must be at least 1")
     for url in args.hub:
@@ -108,6 +118,13 @@ def options(args: argparse.Namespace) -> Options:
 def main(argv: Sequence[str] | None = None) -> int:
     args = parser().parse_args(argv)
     opts = options(args)
+    from rich.console import Console
+
+    from load.report import build, table
+    from load.run import run
+
+    if opts.plot:
+        from load.plot import draw
     console = Console(stderr=True)
     stamp = time.strftime("%Y%m%d-%H%M%S")
     name = f"{stamp}-{opts.scenario}"

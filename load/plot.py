@@ -5,10 +5,15 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Any
 
-import matplotlib
+from load.extra import missing
 
-matplotlib.use("Agg")
-import matplotlib.pyplot as plt
+try:
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+except ModuleNotFoundError as exc:
+    raise missing(exc) from None
 
 
 def _xy(points: list[list[float]], column: int = 1) -> tuple[list[float], list[float]]:

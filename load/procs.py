@@ -41,7 +41,8 @@ def run_async(coro: Coroutine[Any, Any, T]) -> T:
         import uvloop
     except ImportError:
         return asyncio.run(coro)
-    return uvloop.run(coro)
+    result: T = uvloop.run(coro)
+    return result
 
 
 def hub_source() -> str:

@@ -9,10 +9,8 @@ from collections import Counter, defaultdict
 from pathlib import Path
 from typing import Any
 
-from rich.console import Console
-from rich.table import Table
-
 from load.derive import Import, bound_unseen_starts, derive, outcomes, request_order, waiters
+from load.extra import missing
 from load.latency import position_latencies
 from load.procs import Monitor, hub_source
 from load.run import RunData
@@ -24,6 +22,12 @@ from load.stats import (
     step_series,
     summary,
 )
+
+try:
+    from rich.console import Console
+    from rich.table import Table
+except ModuleNotFoundError as exc:
+    raise missing(exc) from None
 
 MAX_SERIES = 1500
 

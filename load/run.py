@@ -10,14 +10,21 @@ from collections.abc import Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from rich.console import Console
-from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
-
 from load.client import Context, Tally, User, close_all, loopback_address, run_user
+from load.extra import missing
 from load.procs import HubSetup, Monitor, raise_nofile, run_async, start_hub
 
-SCENARIOS = ("burst", "ramp", "churn")
-SOURCES = ("chesscom", "lichess", "mixed")
+try:
+    from rich.console import Console
+    from rich.progress import (
+        BarColumn,
+        MofNCompleteColumn,
+        Progress,
+        TextColumn,
+        TimeElapsedColumn,
+    )
+except ModuleNotFoundError as exc:
+    raise missing(exc) from None
 
 
 @dataclass

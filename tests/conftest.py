@@ -1,13 +1,22 @@
-"""Shared fixtures: the simulator and hub as real processes."""
+"""Shared fixtures: the simulator and hub as real processes, scratch PostgreSQL databases."""
 
 from __future__ import annotations
 
+import asyncio
+import contextlib
+import os
+import secrets
 from collections.abc import AsyncIterator, Callable, Iterator
+from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
+from urllib.parse import urlsplit
 
+import asyncpg
 import pytest
 
 from tests.procs import Proc, WsClient, start
+
+PG_ADMIN_URL = os.environ.get("TEST_DATABASE_URL", "postgresql://postgres@127.0.0.1:5432/test")
 
 SIM_FAST = ["--latency-ms", "0", "--lichess-gps", "0", "--lichess-penalty-s", "1", "--slow-s", "3"]
 
@@ -68,3 +77,54 @@ def hub_factory(tmp_path: Path) -> Iterator[HubFactory]:
         p.stop()
         if not p.env.get("tracebacks_ok"):
             assert "Traceback" not in p.logs(), p.logs()
+
+
+def pg_url(database: str) -> str:
+    """TEST_DATABASE_URL naming another database."""
+    parts = urlsplit(PG_ADMIN_URL.replace("postgresql+asyncpg://", "postgresql://", 1))
+    return parts._replace(path=f"/{database}").geturl()
+
+
+def _admin(statement: str) -> None:
+    """One statement on the admin database, from a thread of its own so that no running
+    event loop of the test is touched."""
+
+    async def run() -> None:
+        admin = PG_ADMIN_URL.replace("postgresql+asyncpg://", "postgresql://", 1)
+        conn = await asyncpg.connect(admin, timeout=5)
+        try:
+            await conn.execute(statement)
+        finally:
+            await conn.close()
+
+    with ThreadPoolExecutor(1) as pool:
+        pool.submit(asyncio.run, run()).result()
+
+
+@contextlib.contextmanager
+def scratch_database(prefix: str = "hub_test") -> Iterator[str]:
+    """A PostgreSQL database of its own, dropped afterwards: its URL.
+
+    Without a reachable server the test is skipped with the reason, or fails with CI=true.
+    """
+    name = f"{prefix}_{secrets.token_hex(4)}"
+    try:
+        _admin(f'CREATE DATABASE "{name}"')
+    except (OSError, TimeoutError, asyncpg.PostgresError, asyncpg.InterfaceError) as exc:
+        password = urlsplit(PG_ADMIN_URL).password
+        shown = PG_ADMIN_URL.replace(f":{password}@", ":***@") if password else PG_ADMIN_URL
+        reason = f"PostgreSQL not reachable at {shown}: {exc}"
+        if os.environ.get("CI") == "true":
+            pytest.fail(reason)
+        pytest.skip(reason)
+    try:
+        yield pg_url(name)
+    finally:
+        _admin(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
+
+
+@pytest.fixture
+def scratch_pg() -> Iterator[str]:
+    """A PostgreSQL database for one test, dropped afterwards: its URL."""
+    with scratch_database() as url:
+        yield url

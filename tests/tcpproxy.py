@@ -12,7 +12,7 @@ import threading
 from collections.abc import Coroutine
 from typing import Any, TypeVar
 
-from tests.procs import free_port
+from load.procs import free_port
 
 T = TypeVar("T")
 

@@ -18,12 +18,17 @@ from pathlib import Path
 from typing import Any
 
 import aiohttp
-from rich.console import Console
 
 from load.bench.common import RESULTS, show, write
 from load.derive import derive
+from load.extra import missing
 from load.procs import Child, raise_nofile, run_async, spawn, start_hub
 from load.run import Options, drive
+
+try:
+    from rich.console import Console
+except ModuleNotFoundError as exc:
+    raise missing(exc) from None
 
 
 def _server(work: Path, slots: int, sim: Child, tag: str) -> Child:

@@ -9,8 +9,13 @@ from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
-from rich.console import Console
-from rich.table import Table
+from load.extra import missing
+
+try:
+    from rich.console import Console
+    from rich.table import Table
+except ModuleNotFoundError as exc:
+    raise missing(exc) from None
 
 RESULTS = Path("load/results")
 

@@ -8,26 +8,23 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-import os
-import secrets
 import signal
 import sqlite3
 import time
-from collections.abc import AsyncIterator
+import urllib.error
+import urllib.request
 from pathlib import Path
 from typing import Any
 from urllib.parse import urlsplit
 
-import asyncpg
 import pytest
 import websockets
 
 from hub.store import open_store
 from tests.conftest import HubFactory
+from tests.poll import eventually
 from tests.procs import Proc, WsClient
 from tests.tcpproxy import TcpProxy
-
-PG_ADMIN_URL = os.environ.get("TEST_DATABASE_URL", "postgresql://postgres@127.0.0.1:5432/test")
 
 
 async def importing(hub: Proc, source: str, username: str) -> WsClient:
@@ -104,48 +101,24 @@ async def test_sqlite_locked_mid_import(
 # -- PostgreSQL through a proxy that the test cuts ------------------------------
 
 
-def pg_url(database: str, port: int | None = None) -> str:
-    """TEST_DATABASE_URL naming another database, and reached on another port if given."""
-    parts = urlsplit(PG_ADMIN_URL)
-    netloc = parts.netloc
-    if port is not None:
-        user = netloc.rpartition("@")[0]
-        netloc = f"{user}@127.0.0.1:{port}" if user else f"127.0.0.1:{port}"
-    return parts._replace(netloc=netloc, path=f"/{database}").geturl()
-
-
-async def _admin(statement: str) -> None:
-    conn = await asyncpg.connect(PG_ADMIN_URL, timeout=5)
-    try:
-        await conn.execute(statement)
-    finally:
-        await conn.close()
-
-
-@pytest.fixture
-async def scratch_db() -> AsyncIterator[str]:
-    """A database of its own, dropped afterwards; its name."""
-    name = f"hub_fault_{secrets.token_hex(4)}"
-    try:
-        await _admin(f'CREATE DATABASE "{name}"')
-    except (OSError, TimeoutError, asyncpg.PostgresError, asyncpg.InterfaceError) as exc:
-        reason = f"PostgreSQL not reachable through TEST_DATABASE_URL: {exc}"
-        if os.environ.get("CI") == "true":
-            pytest.fail(reason)
-        pytest.skip(reason)
-    yield name
-    await _admin(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
+def via_port(url: str, port: int) -> str:
+    """The same database, reached on another local port."""
+    parts = urlsplit(url)
+    user = parts.netloc.rpartition("@")[0]
+    return parts._replace(
+        netloc=f"{user}@127.0.0.1:{port}" if user else f"127.0.0.1:{port}"
+    ).geturl()
 
 
 @pytest.mark.postgres
 async def test_postgres_goes_away_mid_import(
-    slow_sim: Proc, hub_factory: HubFactory, scratch_db: str
+    slow_sim: Proc, hub_factory: HubFactory, scratch_pg: str
 ) -> None:
-    target = urlsplit(PG_ADMIN_URL)
+    target = urlsplit(scratch_pg)
     proxy = TcpProxy(target.hostname or "127.0.0.1", target.port or 5432)
     proxy.restore()
     try:
-        hub = hub_factory(slow_sim, DATABASE_URL=pg_url(scratch_db, proxy.port))
+        hub = hub_factory(slow_sim, DATABASE_URL=via_port(scratch_pg, proxy.port))
         a = await importing(hub, "chesscom", "pgcut-p30x2")
         await a.until("progress")
         await a.until("progress")
@@ -156,15 +129,14 @@ async def test_postgres_goes_away_mid_import(
         # Asking meanwhile gets a clear answer (the line itself is in the database).
         refused = await importing(hub, "lichess", "pgcut-meanwhile-p2x5")
         assert (await refused.until("error", "ticket"))["code"] == "storage_unavailable"
-        await asyncio.sleep(1.5)  # down for a while: the pools retry in the background
+        # Down until the hub itself reports it, so the pools have retried and failed.
+        await eventually(lambda: ready_status(hub) == 503, "/readyz reports the outage")
         proxy.restore()
         # The line lives in the database too: the end is recorded once it is back.
-        for _ in range(75):
-            board = hub.get_json("/api/queue")
-            if not board["running"]:
-                break
-            await asyncio.sleep(0.2)
-        assert board["running"] == [] and board["slots_free"] == board["slots_total"], board
+        board = await eventually(
+            lambda: idle_board(hub), "the stopped import leaves the board", timeout=15
+        )
+        assert board is not None and board["slots_free"] == board["slots_total"], board
         # The same player again: it goes on from the last stored page, without duplicates.
         b = await importing(hub, "chesscom", "pgcut-p30x2")
         done = await b.until("done", "failed", timeout=60)
@@ -172,13 +144,27 @@ async def test_postgres_goes_away_mid_import(
         assert done["pages"] < 30  # resumed, not started over
         c = await importing(hub, "lichess", "pgcut-after-p2x30")
         assert (await c.until("done", "failed", timeout=60))["type"] == "done"
-        ids = await stored_ids(pg_url(scratch_db), "chesscom", "pgcut-p30x2")
+        ids = await stored_ids(scratch_pg, "chesscom", "pgcut-p30x2")
         assert sorted(ids) == sorted(truth(slow_sim, "chesscom", "pgcut-p30x2"))
         logs = hub.logs()
         assert "storage unavailable - import stops" in logs
         assert "code=storage_unavailable" in logs
     finally:
         proxy.close()
+
+
+def ready_status(hub: Proc) -> int:
+    try:
+        with urllib.request.urlopen(hub.url + "/readyz", timeout=5) as response:
+            status: int = response.status
+    except urllib.error.HTTPError as error:
+        status = error.code
+    return status
+
+
+def idle_board(hub: Proc) -> dict[str, Any] | None:
+    board: dict[str, Any] = hub.get_json("/api/queue")
+    return None if board["running"] else board
 
 
 # -- a client that vanishes without a close frame ---------------------------------
@@ -220,8 +206,8 @@ async def test_vanished_client_is_reaped_then_dropped(
         await ghost.recv()
         await ghost.send('{"type":"import","source":"chesscom","username":"vanish-p2x2"}')
         assert '"ticket"' in await ghost.recv()
-        await asyncio.sleep(0.3)
-        assert [r["player"] for r in waiting(hub)] == ["va…"]
+        rows = await eventually(lambda: waiting(hub), "the ghost's import waits", timeout=10)
+        assert [r["player"] for r in rows] == ["va…"]
         ghost.transport.pause_reading()  # pings now go unanswered, and no close frame is sent
         gone_at = time.monotonic()
 
@@ -235,9 +221,13 @@ async def test_vanished_client_is_reaped_then_dropped(
         assert last_seen - gone_at >= 1.0 + grace - 0.3
         assert dropped_at - gone_at <= 2 * 1.0 + grace + 1.0 + 2.0  # + slack
         assert "code=abandoned" in hub.logs()
-        await asyncio.sleep(0.6)  # the next board
-        boards = [m["waiting_total"] for _, m in watcher.messages if m["type"] == "queue"]
-        assert 1 in boards and boards[-1] == 0  # the watcher saw it wait, then leave
+
+        def boards() -> list[int]:
+            return [m["waiting_total"] for _, m in watcher.messages if m["type"] == "queue"]
+
+        # The watcher saw it wait, then leave.
+        await eventually(lambda: boards() and boards()[-1] == 0, "a board without it", timeout=10)
+        assert 1 in boards()
 
         assert blocker.conn.close_code is None and watcher.conn.close_code is None
         readers[0].cancel()

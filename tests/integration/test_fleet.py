@@ -3,41 +3,18 @@
 from __future__ import annotations
 
 import asyncio
-import os
-import secrets
 import signal
 import time
-from collections.abc import AsyncIterator
 from typing import Any
 
 import asyncpg
 import pytest
 
 from tests.conftest import HubFactory
+from tests.poll import eventually
 from tests.procs import Proc, WsClient
 
 pytestmark = pytest.mark.postgres
-
-ADMIN_URL = os.environ.get("TEST_DATABASE_URL", "postgresql://postgres@127.0.0.1:5432/test")
-
-
-@pytest.fixture
-async def fleet_db() -> AsyncIterator[str]:
-    """A fresh database for one test, dropped afterwards."""
-    name = "hub_fleet_" + secrets.token_hex(4)
-    try:
-        admin = await asyncpg.connect(ADMIN_URL)
-    except (OSError, asyncpg.PostgresError) as exc:
-        if os.environ.get("CI") == "true":
-            raise
-        pytest.skip(f"PostgreSQL not reachable at {ADMIN_URL}: {exc}")
-    await admin.execute(f"CREATE DATABASE {name}")
-    base = ADMIN_URL.rsplit("/", 1)[0]
-    try:
-        yield f"{base}/{name}"
-    finally:
-        await admin.execute(f"DROP DATABASE IF EXISTS {name} WITH (FORCE)")
-        await admin.close()
 
 
 def replicas(factory: HubFactory, sim: Proc, url: str, n: int, **env: Any) -> list[Proc]:
@@ -91,9 +68,11 @@ class LineSampler:
             await conn.close()
 
 
-async def test_fleet_keeps_one_line(fleet_db: str, slow_sim: Proc, hub_factory: HubFactory) -> None:
-    hubs = replicas(hub_factory, slow_sim, fleet_db, 3, MAX_CONCURRENT_IMPORTS=2)
-    sampler, stop = LineSampler(fleet_db), asyncio.Event()
+async def test_fleet_keeps_one_line(
+    scratch_pg: str, slow_sim: Proc, hub_factory: HubFactory
+) -> None:
+    hubs = replicas(hub_factory, slow_sim, scratch_pg, 3, MAX_CONCURRENT_IMPORTS=2)
+    sampler, stop = LineSampler(scratch_pg), asyncio.Event()
     sampling = asyncio.create_task(sampler.run(stop))
     clients: list[tuple[str, WsClient]] = []
     for n in range(40):  # one after another: request order is well defined
@@ -127,9 +106,11 @@ async def test_fleet_keeps_one_line(fleet_db: str, slow_sim: Proc, hub_factory: 
         assert kinds.index("started") < kinds.index("done")
 
 
-async def test_failover_after_kill(fleet_db: str, slow_sim: Proc, hub_factory: HubFactory) -> None:
+async def test_failover_after_kill(
+    scratch_pg: str, slow_sim: Proc, hub_factory: HubFactory
+) -> None:
     lease = 3
-    a, b = replicas(hub_factory, slow_sim, fleet_db, 2, HUB_LEASE_S=lease)
+    a, b = replicas(hub_factory, slow_sim, scratch_pg, 2, HUB_LEASE_S=lease)
     client = await ask(a, "chesscom", "failover-p30x4")
     ticket = next(m for _, m in client.messages if m["type"] == "ticket")["ticket"]
     await client.until("progress")
@@ -147,9 +128,9 @@ async def test_failover_after_kill(fleet_db: str, slow_sim: Proc, hub_factory: H
 
 
 async def test_restart_keeps_line_and_order(
-    fleet_db: str, slow_sim: Proc, hub_factory: HubFactory
+    scratch_pg: str, slow_sim: Proc, hub_factory: HubFactory
 ) -> None:
-    hubs = replicas(hub_factory, slow_sim, fleet_db, 2, MAX_CONCURRENT_IMPORTS=2)
+    hubs = replicas(hub_factory, slow_sim, scratch_pg, 2, MAX_CONCURRENT_IMPORTS=2)
     tickets: list[str] = []
     import_ids: list[str] = []
     for n in range(12):
@@ -157,18 +138,30 @@ async def test_restart_keeps_line_and_order(
         answer = next(m for _, m in c.messages if m["type"] == "ticket")
         tickets.append(answer["ticket"])
         import_ids.append(answer["import_id"])
-    await asyncio.sleep(1.0)  # two running, ten waiting
+    expected = ["running"] * 2 + ["waiting"] * 10
+
+    async def settled() -> bool:
+        conn = await asyncpg.connect(scratch_pg)
+        try:
+            rows = await conn.fetch("SELECT state FROM queue_entries ORDER BY seq")
+        finally:
+            await conn.close()
+        return [r["state"] for r in rows] == expected
+
+    await eventually(settled, "two running, ten waiting", timeout=30)
     for hub in hubs:
         hub.stop(signal.SIGKILL)
     # Nothing lost or reordered while no replica runs.
-    conn = await asyncpg.connect(fleet_db)
+    conn = await asyncpg.connect(scratch_pg)
     rows = await conn.fetch("SELECT import_id, state FROM queue_entries ORDER BY seq")
     await conn.close()
     assert [r["import_id"] for r in rows] == import_ids
     assert [r["state"] for r in rows] == ["running"] * 2 + ["waiting"] * 10
 
-    revived = replicas(hub_factory, slow_sim, fleet_db, 2, MAX_CONCURRENT_IMPORTS=2, HUB_LEASE_S=2)
-    sampler, stop = LineSampler(fleet_db), asyncio.Event()
+    revived = replicas(
+        hub_factory, slow_sim, scratch_pg, 2, MAX_CONCURRENT_IMPORTS=2, HUB_LEASE_S=2
+    )
+    sampler, stop = LineSampler(scratch_pg), asyncio.Event()
     sampling = asyncio.create_task(sampler.run(stop))
     followers = []
     for n, ticket in enumerate(tickets):
@@ -188,10 +181,10 @@ async def test_restart_keeps_line_and_order(
 
 
 async def test_abandoned_ticket_dropped_by_any_replica(
-    fleet_db: str, slow_sim: Proc, hub_factory: HubFactory
+    scratch_pg: str, slow_sim: Proc, hub_factory: HubFactory
 ) -> None:
     a, b = replicas(
-        hub_factory, slow_sim, fleet_db, 2, MAX_CONCURRENT_IMPORTS=1, HUB_RESUME_GRACE_S=2
+        hub_factory, slow_sim, scratch_pg, 2, MAX_CONCURRENT_IMPORTS=1, HUB_RESUME_GRACE_S=2
     )
     blocker = await ask(a, "chesscom", "hold-p40x2")
     leaver = await ask(a, "chesscom", "leaver-p2x2")
@@ -202,11 +195,9 @@ async def test_abandoned_ticket_dropped_by_any_replica(
     board = b.get_json("/api/queue")
     assert board["waiting_total"] == 2
     # ...then dropped, though its socket was on the other replica.
-    for _ in range(50):
-        if b.get_json("/api/queue")["waiting_total"] == 1:
-            break
-        await asyncio.sleep(0.2)
-    assert b.get_json("/api/queue")["waiting_total"] == 1
+    await eventually(
+        lambda: b.get_json("/api/queue")["waiting_total"] == 1, "the leaver dropped", timeout=15
+    )
     # The watcher, on the other replica, moves up to first place.
     while (await watcher.until("queued", timeout=5))["position"] != 1:
         pass

@@ -124,7 +124,7 @@ async def good_import(url: str, source: str, username: str) -> dict[str, Any]:
     await conn.send(json.dumps({"type": "import", "source": source, "username": username}))
     async with asyncio.timeout(90):
         while True:
-            message = json.loads(await conn.recv())
+            message: dict[str, Any] = json.loads(await conn.recv())
             if message["type"] in ("done", "failed", "error"):
                 await conn.close()
                 return message

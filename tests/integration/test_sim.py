@@ -14,6 +14,7 @@ import pytest
 import pytest_asyncio
 
 from hub.sim import SimConfig, start_sim
+from tests.poll import eventually
 
 UA = "chess-hub-test (+https://example.invalid; test@example.invalid)"
 FAST = {"latency_ms": 0.0, "lichess_gps": 0.0, "lichess_penalty_s": 0.5}
@@ -156,9 +157,13 @@ async def test_lichess_parallel_stream_is_punished(
 ) -> None:
     base = await serve(lichess_gps=40, lichess_penalty_s=0.8)
     url = f"{base}/api/games/user/p1x16"  # 16 games at 40/s: a stream of about 0.4 s
-    started = time.monotonic()
     first = asyncio.create_task(export(http, url))
-    await asyncio.sleep(0.1)
+
+    async def streaming() -> bool:
+        return bool((await get_json(http, f"{base}/_sim/stats"))["lichess"]["in_flight"] == 1)
+
+    await eventually(streaming, "the first export is being streamed", every=0.01)
+    crowded_at = time.monotonic()
     async with http.get(url) as response:
         assert response.status == 429 and response.content_type == "text/html"
         assert "Retry-After" not in response.headers
@@ -167,7 +172,14 @@ async def test_lichess_parallel_stream_is_punished(
     assert stats["in_flight"] == 0 and stats["peak_in_flight"] == 2
     async with http.get(f"{base}/api/user/p1x16") as response:
         assert response.status == 429  # the address is still serving its penalty
-    await asyncio.sleep(max(0.0, started + 0.1 + 0.85 - time.monotonic()))
+
+    async def forgiven() -> bool:
+        async with http.get(f"{base}/api/user/p1x16") as response:
+            await response.read()
+            return response.status == 200
+
+    await eventually(forgiven, "the penalty ends", timeout=10)
+    assert time.monotonic() - crowded_at >= 0.8  # the whole penalty was served
     assert len(await export(http, url)) == 16
 
 

@@ -3,9 +3,7 @@
 from __future__ import annotations
 
 import asyncio
-import os
 import random
-import secrets
 import sqlite3
 import sys
 import time
@@ -26,9 +24,9 @@ from hub.store import DEFAULT_URL, GameRow, ImportRecord, PlayerSummary, Store, 
 from hub.store.base import MonthCount, RatingPoint, Record
 from hub.store.schema import LATEST_VERSION, VERSION_TABLE, Dialect, SchemaError, pending
 from hub.store.sql import MAX_RATING_POINTS
+from tests.conftest import scratch_database
 
 ROOT = Path(__file__).resolve().parents[2]
-PG_ADMIN_URL = os.environ.get("TEST_DATABASE_URL", "postgresql://postgres@127.0.0.1:5432/test")
 BACKENDS = ["sqlite", pytest.param("postgres", marks=pytest.mark.postgres)]
 DB_ERRORS = (sqlite3.IntegrityError, asyncpg.IntegrityConstraintViolationError)
 T = TypeVar("T")
@@ -47,11 +45,6 @@ def _run(coro_fn: Callable[..., Awaitable[T]], *args: Any) -> T:
 def _dsn(url: str, database: str | None = None) -> str:
     parts = urlsplit(url.replace("postgresql+asyncpg://", "postgresql://", 1))
     return parts._replace(path=f"/{database}").geturl() if database else parts.geturl()
-
-
-def _redact(url: str) -> str:
-    parts = urlsplit(url)
-    return url.replace(f":{parts.password}@", ":***@") if parts.password else url
 
 
 async def _pg_execute(url: str, *statements: str) -> list[tuple[Any, ...]]:
@@ -86,16 +79,8 @@ class Backend:
 @pytest.fixture(scope="session")
 def pg_url() -> Iterator[str]:
     """A database of its own for this test session, dropped at the end."""
-    name = f"hub_test_{secrets.token_hex(4)}"
-    try:
-        _run(_pg_execute, PG_ADMIN_URL, f'CREATE DATABASE "{name}"')
-    except (OSError, TimeoutError, asyncpg.PostgresError, asyncpg.InterfaceError) as exc:
-        reason = f"PostgreSQL not reachable at {_redact(PG_ADMIN_URL)}: {exc}"
-        if os.environ.get("CI") == "true":
-            pytest.fail(reason)
-        pytest.skip(reason)
-    yield _dsn(PG_ADMIN_URL, name)
-    _run(_pg_execute, PG_ADMIN_URL, f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
+    with scratch_database() as url:
+        yield url
 
 
 @pytest.fixture(params=BACKENDS)

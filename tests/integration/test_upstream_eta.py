@@ -72,8 +72,8 @@ async def test_first_eta_of_a_mixed_burst(paced_sim: Proc, hub_factory: HubFacto
     figures: dict[str, list[float]] = {"hub": [], "size-aware": [], "sizes+pace": []}
     rows = []
     starts = zip(
-        simulate(SLOTS, {"chesscom": SLOTS}, [], [("chesscom", m * page_s) for m in SIZES]),
-        simulate(SLOTS, {"chesscom": SLOTS}, [], [("chesscom", m * pace) for m in SIZES]),
+        simulate(SLOTS, {"chesscom": SLOTS}, [], [("chesscom", m * page_s) for m in SIZES]).starts,
+        simulate(SLOTS, {"chesscom": SLOTS}, [], [("chesscom", m * pace) for m in SIZES]).starts,
         strict=True,
     )
     for user, client, (aware_s, paced_s) in zip(users, clients, starts, strict=True):

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from collections.abc import Sequence
+
 import pytest
 
 from hub.queue.core import Admit, Drop, Left, Release, Slots, Stop, UnknownTicket
@@ -13,11 +15,11 @@ def make(slots: int = 2, chesscom: int = 2, lichess: int = 1, grace: float = 60.
     return Slots(slots, {"chesscom": chesscom, "lichess": lichess}, priors, grace)
 
 
-def admitted(decisions: list[object]) -> list[str]:
+def admitted(decisions: Sequence[object]) -> list[str]:
     return [d.import_id for d in decisions if isinstance(d, Admit)]
 
 
-def join(s: Slots, n: int, source: str = "chesscom", now: float = 0.0) -> list[object]:
+def join(s: Slots, n: int, source: str = "chesscom", now: float = 0.0) -> Sequence[object]:
     _, joined, decisions = s.join(f"t{n}", f"i{n}", source, f"player{n}", now, f"a{n}")
     assert not joined
     return decisions
