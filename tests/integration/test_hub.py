@@ -208,7 +208,7 @@ async def test_board_masks_players(slow_sim: Proc, hub_factory: HubFactory) -> N
         if board["running"] and board["waiting"]:
             break
     assert board["running"][0]["player"] == "bo…"
-    second = await others[1].until("ticket")
+    second = others[1].of("ticket")[0]
     assert board["waiting"][0] == {
         "position": 1,
         "source": "chesscom",
