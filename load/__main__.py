@@ -11,7 +11,6 @@ from pathlib import Path
 
 from rich.console import Console
 
-from load.plot import draw
 from load.report import build, table
 from load.run import SCENARIOS, SOURCES, Options, run
 
@@ -120,6 +119,8 @@ def main(argv: Sequence[str] | None = None) -> int:
     table(report, console)
     console.print(f"report: {path}", highlight=False)
     if opts.plot:
+        from load.plot import draw  # matplotlib only when a plot is asked for
+
         png = draw(report, series, opts.out / f"{name}.png")
         console.print(f"plot: {png}", highlight=False)
     bad = report["completion"]["lost"] > 0 or report["timed_out"]

@@ -113,8 +113,9 @@ def running_at_once(report: dict[str, Any]) -> str:
         over = report["over_configured"].get(hub, {})
         if over.get("episodes"):
             text += (
-                f", above {configured} {over['episodes']} time(s) for {over['longest_ms']} ms at"
-                " the longest (messages to different sockets arrive in any order)"
+                f"; above {configured} on {over['episodes']} occasions, "
+                f"{over['longest_ms']:.0f} ms at the longest (a `started` read on one socket "
+                "before the `done` that freed its slot was read on another)"
             )
         parts.append(text)
     return "; ".join(parts)
@@ -311,15 +312,16 @@ def table(report: dict[str, Any], console: Console) -> None:
     t.add_row("FIFO inversions", fifo or "-")
     t.add_row("running at once", report["running_at_once"])
     k = report["time_to_ticket_ms"]
-    t.add_row("ticket p50 / p99 ms", f"{k['p50']} / {k['p99']}")
+    t.add_row("ticket p50 / p99 ms", f"{_ms(k['p50'])} / {_ms(k['p99'])}")
     q = report["time_to_first_queued_ms"]
-    t.add_row("first queued p50 / p99 ms", f"{q['p50']} / {q['p99']}")
+    t.add_row("first queued p50 / p99 ms", f"{_ms(q['p50'])} / {_ms(q['p99'])}")
     w = report["saw_position_before_started"]
     t.add_row("saw a position before started", f"{w['saw_position']} of {w['waited']} that waited")
     lat = report["position_update_latency_ms"]
-    t.add_row("position update p50 / p99 ms", f"{lat['pairs']['p50']} / {lat['pairs']['p99']}")
+    pairs = lat["pairs"]
+    t.add_row("position update p50 / p99 ms", f"{_ms(pairs['p50'])} / {_ms(pairs['p99'])}")
     last = lat["last_waiter_per_departure"]
-    t.add_row("last waiter per departure p50 / max ms", f"{last['p50']} / {last['max']}")
+    t.add_row("last waiter per departure p50 / max ms", f"{_ms(last['p50'])} / {_ms(last['max'])}")
     e = report["eta_error"]["abs_pct"]
     t.add_row("ETA abs error p50 / p90 %", f"{e['p50']} / {e['p90']}")
     hub = report["footprint"].get("hub0", {})
@@ -330,3 +332,7 @@ def table(report: dict[str, Any], console: Console) -> None:
         )
     t.add_row("sockets dropped", str(sum(report["sockets_dropped"].values())))
     console.print(t)
+
+
+def _ms(value: float | None) -> str:
+    return "-" if value is None else f"{value:.1f}"
