@@ -15,11 +15,14 @@ import signal
 import time
 from http import HTTPStatus
 from pathlib import Path
+from typing import Any
 
 from websockets.asyncio.server import ServerConnection, serve
 from websockets.exceptions import ConnectionClosed
 from websockets.http11 import Request, Response
 
+from load.bench.rawws import RawSocket, Recorder
+from load.bench.swarm import Swarm
 from load.procs import Child, raise_nofile, run_async, spawn
 
 
@@ -89,6 +92,19 @@ async def serve_forever(port: int) -> None:
         backlog=2048,
     ):
         await stop
+
+
+async def bare_wave(swarm: Swarm, control: RawSocket[Recorder], seen: Recorder) -> dict[str, Any]:
+    """One round: `swarm`'s sockets (on `/ws`) armed, `go` on the control socket; when each
+    socket had its message, from the arrival of `trigger`."""
+    await swarm.ask({"cmd": "arm"})
+    mark = len(seen.messages)
+    control.send("go")
+    t0 = await seen.until(("trigger",), 30, after=mark)
+    result = await swarm.wave(t0)
+    await seen.until(("sent",), 60, after=mark)
+    result["server_send_s"] = round(json.loads(seen.raw[-1])["send_s"], 4)
+    return result
 
 
 def start_bare(log: Path) -> Child:

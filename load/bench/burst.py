@@ -17,7 +17,7 @@ from typing import Any
 
 from rich.console import Console
 
-from load.bench.common import RESULTS, show, write
+from load.bench.common import RESULTS, show, spread, write
 from load.report import build
 from load.run import Options, run
 from load.stats import ratio
@@ -79,7 +79,7 @@ def main() -> None:
         )
         rows.append([
             r["sockets"], f"{r['done']} / {r['lost']}", r["imports_per_s"],
-            f"{k['p50']} / {k['p99']}", f"{q['p50']} / {q['p99']}",
+            spread(k), spread(q),
             f"{w['saw_position']} of {w['waited']}",
         ])  # fmt: skip
     rows.append([f"{large['sockets']} / {small['sockets']}", "", result["ratio_imports_per_s"],

@@ -14,48 +14,20 @@ from __future__ import annotations
 
 import argparse
 import asyncio
-import json
 import statistics
 import time
 from pathlib import Path
 from typing import Any
 
-from load.bench.bare import start_bare
+from load.bench.bare import bare_wave, start_bare
 from load.bench.common import RESULTS, show, write
-from load.bench.line import HeldLine, join_waiters, rss_mb, start_held_hub
-from load.bench.rawws import RawSocket, Recorder, open_recorded
+from load.bench.line import hub_wave, join_waiters, rss_mb, start_held_hub
+from load.bench.rawws import open_recorded
 from load.bench.swarm import Swarm
 from load.procs import raise_nofile, run_async
-from load.stats import ratio, summary
+from load.stats import ratio
 
 TARGET = 1.5
-
-
-async def wave(swarm: Swarm, t0: float) -> dict[str, Any]:
-    answers = await swarm.ask({"cmd": "wave", "timeout": 60}, within_s=120)
-    arrivals = [t - t0 for a in answers for t in a["arrivals"]]
-    return {"s": summary(arrivals), "missing": sum(a["missing"] for a in answers)}
-
-
-async def bare_wave(swarm: Swarm, control: RawSocket[Recorder], seen: Recorder) -> dict[str, Any]:
-    await swarm.ask({"cmd": "arm"})
-    mark = len(seen.messages)
-    control.send("go")
-    t0 = await seen.until(("trigger",), 30, after=mark)
-    result = await wave(swarm, t0)
-    await seen.until(("sent",), 60, after=mark)
-    result["server_send_s"] = round(json.loads(seen.raw[-1])["send_s"], 4)
-    return result
-
-
-async def hub_wave(swarm: Swarm, line: HeldLine) -> dict[str, Any]:
-    await swarm.ask({"cmd": "arm"})
-    freed = await line.free_slot()
-    result = await wave(swarm, freed["freed_at"])
-    result["next_started_after_s"] = round(freed["next_started_at"] - freed["freed_at"], 4)
-    result["cancel_to_freed_s"] = freed["cancel_to_freed_s"]
-    result["settle"] = await swarm.quiet(1.0, 30.0)  # each wave stands alone
-    return result
 
 
 async def bench(sockets: int, rounds: int, processes: int, work: Path) -> dict[str, Any]:

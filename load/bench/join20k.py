@@ -5,7 +5,9 @@ The hub's slot is held (`load/bench/line.py`). Client processes open N sockets, 
 waits for its `ticket` and its first `queued`. Reported: the join rate (sockets that have both,
 over the time from the first `import` sent to the last first `queued`), the times to `ticket`
 and to the first `queued`, and, once the line is quiet, the time from the slot freeing (the
-cancelled holder's `failed`) until the last of the N has its new position.
+cancelled holder's `failed`) until the last of the N has its new position; beside it, the
+same wave from a bare `websockets` server to N sockets of its own, just before and just after
+the hub's (`--no-reference` skips it).
 
 Each process may hold at most its open-files limit in descriptors, and the hub holds one per
 socket plus its own: where the hard limit is below N plus that reserve, N is lowered to fit and
@@ -16,12 +18,15 @@ from __future__ import annotations
 
 import argparse
 import resource
+import statistics
 import time
 from pathlib import Path
 from typing import Any
 
-from load.bench.common import RESULTS, show, write
-from load.bench.line import held_hub, rss_mb
+from load.bench.bare import bare_wave, start_bare
+from load.bench.common import RESULTS, show, spread, write
+from load.bench.line import held_hub, hub_wave, rss_mb
+from load.bench.rawws import open_recorded
 from load.bench.swarm import Swarm
 from load.procs import raise_nofile, run_async
 from load.stats import ratio, summary
@@ -72,10 +77,14 @@ def _rate(count: int, seconds: float) -> float | None:
     return round(count / seconds, 1) if seconds > 0 else None
 
 
-async def bench(sockets: int, processes: int, join_timeout_s: float, work: Path) -> dict[str, Any]:
-    swarm = Swarm()
-    async with held_hub(work, sockets, holders=2) as line:
-        try:
+async def bench(
+    sockets: int, processes: int, join_timeout_s: float, reference: bool, work: Path
+) -> dict[str, Any]:
+    swarm, bare_swarm = Swarm(), Swarm()
+    bare = start_bare(work / "bare.log") if reference else None
+    bare_waves: list[dict[str, Any]] = []
+    try:
+        async with held_hub(work, sockets, holders=2) as line:
             idle = rss_mb(line.pid)
             began = time.monotonic()
             connected = await swarm.start(line.ws_url, sockets, processes, first=100_001)
@@ -87,14 +96,27 @@ async def bench(sockets: int, processes: int, join_timeout_s: float, work: Path)
             figures = join_figures(sent, joined)
             settle = await swarm.quiet(2.0, 120.0)
             loaded = rss_mb(line.pid)
-            await swarm.ask({"cmd": "arm"})
-            freed = await line.free_slot()
-            answers = await swarm.ask({"cmd": "wave", "timeout": 120}, within_s=240)
-        finally:
-            await swarm.stop()
-    arrivals = [t - freed["freed_at"] for a in answers for t in a["arrivals"]]
-    wave = summary(arrivals)
+            if bare is None:
+                wave = await hub_wave(swarm, line)
+            else:  # the same wave from a bare server, just before and just after the hub's
+                await bare_swarm.start(
+                    f"ws://127.0.0.1:{bare.port}/ws", sockets, processes, 1, True
+                )
+                control, seen = await open_recorded(
+                    f"ws://127.0.0.1:{bare.port}/control", "127.99.1.1"
+                )
+                bare_waves.append(await bare_wave(bare_swarm, control, seen))
+                wave = await hub_wave(swarm, line)
+                bare_waves.append(await bare_wave(bare_swarm, control, seen))
+                control.close()
+    finally:
+        await swarm.stop()
+        await bare_swarm.stop()
+        if bare is not None:
+            bare.stop()
     ok = sum(c["ok"] for c in connected)
+    bare_last = [w["s"]["max"] for w in bare_waves if w["s"]["max"] is not None]
+    reference_s = round(statistics.mean(bare_last), 4) if bare_last else None
     return {
         "sockets": sockets,
         "client_processes": processes,
@@ -106,12 +128,12 @@ async def bench(sockets: int, processes: int, join_timeout_s: float, work: Path)
         },
         "join": figures,
         "settle": settle,
-        "wave_s": wave,
-        "wave_missing": sum(a["missing"] for a in answers),
-        "next_started_after_s": round(freed["next_started_at"] - freed["freed_at"], 4),
+        "wave": wave,
+        "bare_waves": bare_waves,
+        "bare_last_waiter_s": reference_s,
+        "ratio_last_waiter_to_bare": ratio(wave["s"]["max"], reference_s),
         "hub_rss_mb": {"idle": round(idle, 1), "loaded": round(loaded, 1)},
         "hub_kib_per_socket": round((loaded - idle) * 1024 / max(ok, 1), 2),
-        "join_rate_vs_target": ratio(figures["joins_per_s"], TARGET_RATE),
         "targets": {
             "joins_per_s": f">= {TARGET_RATE:.0f} (aim {AIM_RATE:.0f})",
             "last_waiter_s": f"<= {TARGET_WAVE_S}",
@@ -126,6 +148,9 @@ def main() -> None:
     parser.add_argument(
         "--join-timeout", type=float, default=900.0, help="most seconds for every socket to join"
     )
+    parser.add_argument(
+        "--no-reference", action="store_true", help="skip the bare websockets server's wave"
+    )
     parser.add_argument("--out", type=Path, default=RESULTS)
     args = parser.parse_args()
     raise_nofile()
@@ -136,7 +161,9 @@ def main() -> None:
             f"{sockets} sockets here, not {args.sockets}; measuring {sockets}"
         )
     work = args.out / "logs" / f"{time.strftime('%Y%m%d-%H%M%S')}-join20k"
-    result = run_async(bench(sockets, args.processes, args.join_timeout, work))
+    result = run_async(
+        bench(sockets, args.processes, args.join_timeout, not args.no_reference, work)
+    )
     result["asked_sockets"] = args.sockets
     result["open_files_hard_limit"] = hard
     j = result["join"]
@@ -145,12 +172,12 @@ def main() -> None:
         ["join rate /s", j["joins_per_s"], f">= {TARGET_RATE:.0f} (aim {AIM_RATE:.0f})"],
         ["join rate /s, first / second half",
          f"{j['joins_per_s_first_half']} / {j['joins_per_s_second_half']}", ""],
-        ["ticket p50 / p99 ms",
-         f"{j['time_to_ticket_ms']['p50']} / {j['time_to_ticket_ms']['p99']}", ""],
-        ["first queued p50 / p99 ms",
-         f"{j['time_to_first_queued_ms']['p50']} / {j['time_to_first_queued_ms']['p99']}", ""],
-        ["slot frees: last waiter s", result["wave_s"]["max"], f"<= {TARGET_WAVE_S}"],
-        ["slot frees: median waiter s", result["wave_s"]["p50"], ""],
+        ["ticket p50 / p99 ms", spread(j["time_to_ticket_ms"]), ""],
+        ["first queued p50 / p99 ms", spread(j["time_to_first_queued_ms"]), ""],
+        ["slot frees: last waiter s", result["wave"]["s"]["max"], f"<= {TARGET_WAVE_S}"],
+        ["slot frees: median waiter s", result["wave"]["s"]["p50"], ""],
+        ["bare websockets, same wave: last socket s", result["bare_last_waiter_s"], ""],
+        ["hub / bare, last", result["ratio_last_waiter_to_bare"], ""],
         ["hub KiB per socket", result["hub_kib_per_socket"], ""],
     ]  # fmt: skip
     show(f"{sockets} sockets join one hub", ["figure", "value", "target"], rows)

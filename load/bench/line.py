@@ -126,6 +126,17 @@ async def join_waiters(
     }
 
 
+async def hub_wave(swarm: Swarm, line: HeldLine) -> dict[str, Any]:
+    """Free the slot once with `swarm`'s waiters armed; when each had its new position."""
+    await swarm.ask({"cmd": "arm"})
+    freed = await line.free_slot()
+    result = await swarm.wave(freed["freed_at"])
+    result["next_started_after_s"] = round(freed["next_started_at"] - freed["freed_at"], 4)
+    result["cancel_to_freed_s"] = freed["cancel_to_freed_s"]
+    result["settle"] = await swarm.quiet(1.0, 30.0)  # each wave stands alone
+    return result
+
+
 def start_held_hub(workdir: Path, sockets: int, env: dict[str, str] | None = None) -> HeldLine:
     setup = start_hub(
         workdir,

@@ -35,6 +35,7 @@ from typing import Any
 from load.bench.rawws import RawSocket, connect, decode_seen
 from load.client import loopback_address
 from load.procs import raise_nofile, run_async
+from load.stats import summary
 
 POLL_S = 0.02  # how often waits re-check; arrival times come from the reads themselves
 
@@ -293,6 +294,12 @@ class Swarm:
             proc.stdin.write((json.dumps(cmd) + "\n").encode())
             await proc.stdin.drain()
         return [await self._answer(p, within_s) for p in self.procs]
+
+    async def wave(self, t0: float, within_s: float = 120.0) -> dict[str, Any]:
+        """After `arm` and a trigger at `t0`: when each socket had its message, from `t0`."""
+        answers = await self.ask({"cmd": "wave", "timeout": within_s}, within_s=within_s + 60)
+        arrivals = [t - t0 for a in answers for t in a["arrivals"]]
+        return {"s": summary(arrivals), "missing": sum(a["missing"] for a in answers)}
 
     async def quiet(self, quiet_s: float, within_s: float) -> dict[str, float]:
         """Wait until no socket got a message for `quiet_s` (at most `within_s`).
