@@ -111,55 +111,61 @@ def grade(waiters: list[Waiter], board: list[tuple[float, int]]) -> dict[str, An
     rows: list[dict[str, Any]] = []
     starts: list[float] = []  # of earlier waiters, for a hub without eta_accuracy
     for w in sorted(waiters, key=lambda w: w.ticket_at):
-        outcome = final(w.seen)["type"]
-        row: dict[str, Any] = {"round": w.round, "months": w.months, "outcome": outcome}
-        started = w.seen.first(("started",))
-        first = w.seen.first(("queued",))
-        rows.append(row)
-        if started is None:
-            continue
-        start = started[0]
-        if first is None or first[0] > start:
-            row["waited"] = False
-            continue
-        row["waited"] = True
-        t1, q1 = first
-        if q1.eta_s is not None:
-            row["first_error"] = abs(t1 + q1.eta_s - start) / (start - t1)
-        at = w.ticket_at + GRADE_AFTER_S
         known = [n for t, n in board if t <= w.ticket_at]
         recorded = known[-1] if known else (None if board else sum(s < w.ticket_at for s in starts))
-        starts.append(start)
-        row["recorded_admissions"] = recorded
-        if start <= at:
-            row["graded"] = "admitted within 1 s"
-            continue
-        held = held_at(w.seen, at)
-        if held is None or held[1].eta_s is None:
-            row["graded"] = "no estimate held"
-            continue
+        row = grade_one(w, recorded)
+        rows.append(row)
+        if row.get("waited"):
+            started = w.seen.first(("started",))
+            assert started is not None
+            starts.append(started[0])
+    return {"rows": rows, **figures(rows)}
+
+
+def grade_one(w: Waiter, recorded: int | None) -> dict[str, Any]:
+    """One import's figures; `recorded` is how many admissions the hub had graded by its ticket."""
+    row: dict[str, Any] = {"round": w.round, "months": w.months, "outcome": final(w.seen)["type"]}
+    started, first = w.seen.first(("started",)), w.seen.first(("queued",))
+    if started is None:
+        return row
+    start = started[0]
+    row["waited"] = first is not None and first[0] <= start
+    if first is None or not row["waited"]:
+        return row
+    t1, q1 = first
+    if q1.eta_s is not None:
+        row["first_error"] = abs(t1 + q1.eta_s - start) / (start - t1)
+    row["recorded_admissions"] = recorded
+    at = w.ticket_at + GRADE_AFTER_S
+    held = held_at(w.seen, at)
+    if start <= at:
+        row["graded"] = "admitted within 1 s"
+    elif held is None or held[1].eta_s is None:
+        row["graded"] = "no estimate held"
+    else:
         t, q = held
-        assert q.eta_s is not None
+        eta = q.eta_s
+        assert eta is not None
         row["graded"] = "yes"
         # Graded as the hub grades itself: against the real wait from that estimate's arrival.
-        row["error"] = abs(t + q.eta_s - start) / (start - t)
-        row["signed_error_s"] = round(t + q.eta_s - start, 3)
+        row["error"] = abs(t + eta - start) / (start - t)
+        row["signed_error_s"] = round(t + eta - start, 3)
         # The same estimate counted down to 1 s after the ticket, against the wait still left
         # then: harsher for short waits, where the same seconds weigh more.
-        row["remaining_error"] = abs(t + q.eta_s - start) / (start - at)
+        row["remaining_error"] = abs(t + eta - start) / (start - at)
+        row["interval_eligible"] = recorded is not None and recorded >= SAMPLES_NEEDED
         if q.eta_low_s is not None and q.eta_high_s is not None:
             row["interval"] = [q.eta_low_s, q.eta_high_s]
             row["real_wait_s"] = round(start - t, 3)
             row["in_interval"] = q.eta_low_s <= start - t <= q.eta_high_s
-            row["interval_counts"] = recorded is not None and recorded >= SAMPLES_NEEDED
-    return {"rows": rows, **figures(rows)}
+    return row
 
 
 def figures(rows: list[dict[str, Any]]) -> dict[str, Any]:
     errors = [r["error"] for r in rows if "error" in r]
     remaining = [r["remaining_error"] for r in rows if "remaining_error" in r]
     firsts = [r["first_error"] for r in rows if "first_error" in r]
-    hits = [r["in_interval"] for r in rows if r.get("interval_counts")]
+    hits = [r["in_interval"] for r in rows if r.get("interval_eligible") and "in_interval" in r]
     rounds = sorted({r["round"] for r in rows})
     return {
         "imports": len(rows),
@@ -178,6 +184,7 @@ def figures(rows: list[dict[str, Any]]) -> dict[str, Any]:
         "remaining_median_error_pct": _pct(statistics.median(remaining)) if remaining else None,
         "first_estimate_median_error_pct": _pct(statistics.median(firsts)) if firsts else None,
         "interval_present": any("interval" in r for r in rows),
+        "interval_eligible": sum(bool(r.get("interval_eligible")) for r in rows),
         "interval_graded": len(hits),
         "interval_hit_pct": _pct(sum(hits) / len(hits)) if hits else None,
     }
@@ -244,7 +251,8 @@ def main() -> None:
         ["first estimate, median error %", result["first_estimate_median_error_pct"], ""],
         ["real wait inside eta_low_s..eta_high_s %",
          hits if result["interval_present"] else "no interval in `queued`",
-         f">= {_pct(TARGET_HITS)} (of {result['interval_graded']} graded)"],
+         f">= {_pct(TARGET_HITS)} (graded {result['interval_graded']} of "
+         f"{result['interval_eligible']} eligible)"],
     ]  # fmt: skip
     show(f"wait estimates, {args.rounds} rounds of 10 mixed chess.com imports, 2 slots",
          ["figure", "value", "target"], rows)  # fmt: skip
