@@ -187,7 +187,7 @@ def main() -> None:
     parser = argparse.ArgumentParser(prog="python -m load.bench.core", description=__doc__)
     parser.add_argument("--small", type=int, default=1000, help="short line (default 1000)")
     parser.add_argument("--deep", type=int, default=50_000, help="deep line (default 50000)")
-    parser.add_argument("--rounds", type=int, default=3, help="alternating rounds (default 3)")
+    parser.add_argument("--rounds", type=int, default=5, help="alternating rounds (default 5)")
     parser.add_argument("--seconds", type=float, default=1.0, help="per measure (default 1)")
     parser.add_argument("--out", type=Path, default=RESULTS)
     args = parser.parse_args()
