@@ -13,7 +13,8 @@ command per stdin line with one JSON line on stdout:
 - `{"cmd": "status"}`: messages so far and the arrival of the last one;
 - `{"cmd": "arm"}`: from now on note each socket's first message that moves it forward (a
   `queued` with a smaller position than it had, or `started`; with `--any`, any message);
-- `{"cmd": "wave", "timeout": s}`: wait until every socket has that message, send the arrivals;
+- `{"cmd": "wave", "timeout": s}`: wait until every socket has that message, send the arrivals
+  and how many places each socket moved up by;
 - `{"cmd": "quit"}`.
 
 `Swarm` starts such processes and speaks to them.
@@ -46,6 +47,7 @@ class Member:
     __slots__ = (
         "index",
         "messages",
+        "moved_by",
         "position",
         "queued_at",
         "refused",
@@ -67,6 +69,7 @@ class Member:
         self.started_at: float | None = None
         self.refused: str | None = None  # the code of an `error` answer
         self.wave_at: float | None = None
+        self.moved_by: int | None = None  # places gained by the wave's message
 
     @property
     def joined(self) -> bool:
@@ -100,6 +103,9 @@ class Worker:
             )
             if moved or self.any_message:
                 m.wave_at = t
+                if moved and kind == "queued":
+                    assert msg.position is not None and m.position is not None
+                    m.moved_by = m.position - msg.position
         if kind == "queued":
             m.position = msg.position
             if m.queued_at is None:
@@ -175,7 +181,7 @@ class Worker:
             }
         if name == "arm":
             for m in self.members:
-                m.wave_at = None
+                m.wave_at = m.moved_by = None
             self.armed = True
             return {"event": "armed", "at": time.monotonic(), "messages": self.messages}
         if name == "wave":
@@ -189,6 +195,7 @@ class Worker:
                 "event": "wave",
                 "arrivals": [m.wave_at for m in live if m.wave_at is not None],
                 "missing": sum(m.wave_at is None for m in live),
+                "moved_by": dict(Counter(str(m.moved_by) for m in live if m.moved_by is not None)),
                 "messages": self.messages,
                 "cpu_s": time.process_time() - cpu,
             }
@@ -299,7 +306,15 @@ class Swarm:
         """After `arm` and a trigger at `t0`: when each socket had its message, from `t0`."""
         answers = await self.ask({"cmd": "wave", "timeout": within_s}, within_s=within_s + 60)
         arrivals = [t - t0 for a in answers for t in a["arrivals"]]
-        return {"s": summary(arrivals), "missing": sum(a["missing"] for a in answers)}
+        moved: Counter[str] = Counter()
+        for a in answers:
+            moved.update(a["moved_by"])
+        return {
+            "s": summary(arrivals),
+            "missing": sum(a["missing"] for a in answers),
+            # places each socket moved up by; one slot freed, so all should say 1
+            "moved_by": dict(moved),
+        }
 
     async def quiet(self, quiet_s: float, within_s: float) -> dict[str, float]:
         """Wait until no socket got a message for `quiet_s` (at most `within_s`).
