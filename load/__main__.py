@@ -123,8 +123,6 @@ def main(argv: Sequence[str] | None = None) -> int:
     from load.report import build, table
     from load.run import run
 
-    if opts.plot:
-        from load.plot import draw
     console = Console(stderr=True)
     stamp = time.strftime("%Y%m%d-%H%M%S")
     name = f"{stamp}-{opts.scenario}"
@@ -137,6 +135,8 @@ def main(argv: Sequence[str] | None = None) -> int:
     table(report, console)
     console.print(f"report: {path}", highlight=False)
     if opts.plot:
+        from load.plot import draw  # matplotlib only when a plot is asked for
+
         png = draw(report, series, opts.out / f"{name}.png")
         console.print(f"plot: {png}", highlight=False)
     bad = report["completion"]["lost"] > 0 or report["timed_out"]

@@ -26,6 +26,7 @@ class Import:
     outcome: str  # done, failed:<code>, lost, connect_failed, not_sent
     failed_before_start: bool
     duration_s: float | None  # the hub's own start-to-finish time, from `done`
+    waited_s: float | None = None  # the hub's own join-to-start time, from `started`
     ended_away_since: float | None = None  # it ended while no socket was open, after this
     left_by: float | None = None  # ... and it had left the line by then
 
@@ -98,6 +99,7 @@ def derive(user: User) -> Import:
         failed_before_start=failed_before_start,
         duration_s=duration,
         ended_away_since=ended_away_since,
+        waited_s=None if any_start is None else float(any_start[1].get("waited_s", 0.0)),
     )
 
 

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import importlib
 import os
 import resource
 import signal
@@ -38,7 +39,7 @@ def raise_nofile() -> int:
 def run_async(coro: Coroutine[Any, Any, T]) -> T:
     """asyncio.run on uvloop when it is installed: the client must not be the bottleneck."""
     try:
-        import uvloop
+        uvloop = importlib.import_module("uvloop")
     except ImportError:
         return asyncio.run(coro)
     result: T = uvloop.run(coro)
@@ -178,29 +179,47 @@ def start_hub(
     database_url: str | None = None,
     log_level: str = "warning",
     slow_s: float | None = None,
+    lichess_penalty_s: float | None = None,
 ) -> HubSetup:
     workdir.mkdir(parents=True, exist_ok=True)
     sim_args = ["--latency-ms", str(latency_ms), "--lichess-gps", str(lichess_gps)]
     if slow_s is not None:
         sim_args += ["--slow-s", str(slow_s)]
+    if lichess_penalty_s is not None:
+        sim_args += ["--lichess-penalty-s", str(lichess_penalty_s)]
     sim = spawn(
         ["-m", "hub", "sim", "--log-level", "warning", *sim_args],
         workdir / "sim.log",
         "/_sim/stats",
     )
-    hub_env = {
-        "HUB_CHESSCOM_URL": sim.url,
-        "HUB_LICHESS_URL": sim.url,
-        "DATABASE_URL": database_url or f"sqlite:///{workdir / 'hub.db'}",
-        **(env or {}),
-    }
-    hub_args = ["--log-level", log_level, "--max-concurrent-imports", str(max_concurrent)]
     try:
-        hub = spawn(["-m", "hub", "serve", *hub_args], workdir / "hub.log", "/healthz", env=hub_env)
+        hub = serve(workdir, sim, max_concurrent, env, database_url, log_level)
     except Exception:
         sim.stop()
         raise
     return HubSetup(sim, hub)
+
+
+def serve(
+    workdir: Path,
+    sim: Child,
+    max_concurrent: int,
+    env: dict[str, str] | None = None,
+    database_url: str | None = None,
+    log_level: str = "warning",
+    name: str = "hub",
+) -> Child:
+    """A `hub serve` against a running simulator, with a scratch SQLite database by default."""
+    workdir.mkdir(parents=True, exist_ok=True)
+    hub_env = {
+        "HUB_CHESSCOM_URL": sim.url,
+        "HUB_LICHESS_URL": sim.url,
+        "DATABASE_URL": database_url or f"sqlite:///{workdir / (name + '.db')}",
+        **(env or {}),
+    }
+    hub_args = ["--log-level", log_level, "--max-concurrent-imports", str(max_concurrent)]
+    argv = ["-m", "hub", "serve", *hub_args]
+    return spawn(argv, workdir / f"{name}.log", "/healthz", env=hub_env)
 
 
 @contextlib.contextmanager

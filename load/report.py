@@ -81,6 +81,50 @@ def _footprint(run: RunData) -> dict[str, Any]:
     return out
 
 
+def saw_position(imports: list[Import]) -> dict[str, Any]:
+    """Of the imports that waited in line, how many saw a position before their `started`.
+
+    An import waited when the hub's own `waited_s` in its live `started` is above zero (one
+    admitted at its join has exactly 0); it saw a position when a `queued` arrived before that
+    `started`. Every one must.
+    """
+    waited = [
+        i
+        for i in imports
+        if i.start is not None and not i.start_estimated and (i.waited_s or 0.0) > 0
+    ]
+    missed = [i for i in waited if i.first_queued is None or i.first_queued > (i.start or 0.0)]
+    return {
+        "waited": len(waited),
+        "saw_position": len(waited) - len(missed),
+        "missed": len(missed),
+        "missed_longest_wait_s": max((i.waited_s or 0.0) for i in missed) if missed else None,
+        "missed_users": [i.user.index for i in missed[:10]],
+    }
+
+
+def running_at_once(report: dict[str, Any]) -> str:
+    """What was observed about concurrent imports, and from where, in words."""
+    configured = report["max_concurrent_configured"]
+    parts = []
+    in_use = report["hub_log_errors"].get("hub.log", {}).get("max_slots_in_use_at_admission")
+    if in_use is not None:
+        parts.append(f"the hub's log: at most {in_use} of {configured} slots in use")
+    elif configured is None:
+        parts.append("the hub's own count is in its log (not read with --hub)")
+    for hub, seen in report["max_concurrent_running"].items():
+        text = f"{hub}'s clients: at most {seen} between `started` and `done`"
+        over = report["over_configured"].get(hub, {})
+        if over.get("episodes"):
+            text += (
+                f"; above {configured} on {over['episodes']} occasions, "
+                f"{over['longest_ms']:.0f} ms at the longest (a `started` read on one socket "
+                "before the `done` that freed its slot was read on another)"
+            )
+        parts.append(text)
+    return "; ".join(parts)
+
+
 def build(run: RunData) -> tuple[dict[str, Any], dict[str, Any]]:
     """(report, series): the figures, and the time series the plot draws."""
     opts = run.options
@@ -182,6 +226,7 @@ def build(run: RunData) -> tuple[dict[str, Any], dict[str, Any]]:
         "max_concurrent_running": concurrency,
         "max_concurrent_configured": None if opts.hubs else opts.max_concurrent,
         "over_configured": breaches,
+        "saw_position_before_started": saw_position(connected),
         "time_to_first_queued_ms": summary(to_queued, 1000),
         "time_to_ticket_ms": summary(to_ticket, 1000),
         "position_update_latency_ms": {
@@ -207,6 +252,7 @@ def build(run: RunData) -> tuple[dict[str, Any], dict[str, Any]]:
         "hub_logs": run.hub_logs,
         "hub_log_errors": _log_errors(run.hub_logs),
     }
+    report["running_at_once"] = running_at_once(report)
     # Still waiting or running when the run ended: open until then.
     waiting_spans = [
         (i.ticket_at, i.departure if i.departure is not None else timing.ended)
@@ -268,16 +314,18 @@ def table(report: dict[str, Any], console: Console) -> None:
     t.add_row("imports per s", str(c["imports_per_s"]))
     fifo = ", ".join(f"{k}: {v['inversions']}" for k, v in report["fifo"]["by_upstream"].items())
     t.add_row("FIFO inversions", fifo or "-")
-    t.add_row(
-        "max running (configured)",
-        f"{report['max_concurrent_running']} ({report['max_concurrent_configured']})",
-    )
+    t.add_row("running at once", report["running_at_once"])
+    k = report["time_to_ticket_ms"]
+    t.add_row("ticket p50 / p99 ms", f"{_ms(k['p50'])} / {_ms(k['p99'])}")
     q = report["time_to_first_queued_ms"]
-    t.add_row("first queued p50 / p99 ms", f"{q['p50']} / {q['p99']}")
+    t.add_row("first queued p50 / p99 ms", f"{_ms(q['p50'])} / {_ms(q['p99'])}")
+    w = report["saw_position_before_started"]
+    t.add_row("saw a position before started", f"{w['saw_position']} of {w['waited']} that waited")
     lat = report["position_update_latency_ms"]
-    t.add_row("position update p50 / p99 ms", f"{lat['pairs']['p50']} / {lat['pairs']['p99']}")
-    w = lat["last_waiter_per_departure"]
-    t.add_row("last waiter per departure p50 / max ms", f"{w['p50']} / {w['max']}")
+    pairs = lat["pairs"]
+    t.add_row("position update p50 / p99 ms", f"{_ms(pairs['p50'])} / {_ms(pairs['p99'])}")
+    last = lat["last_waiter_per_departure"]
+    t.add_row("last waiter per departure p50 / max ms", f"{_ms(last['p50'])} / {_ms(last['max'])}")
     e = report["eta_error"]["abs_pct"]
     t.add_row("ETA abs error p50 / p90 %", f"{e['p50']} / {e['p90']}")
     hub = report["footprint"].get("hub0", {})
@@ -288,3 +336,7 @@ def table(report: dict[str, Any], console: Console) -> None:
         )
     t.add_row("sockets dropped", str(sum(report["sockets_dropped"].values())))
     console.print(t)
+
+
+def _ms(value: float | None) -> str:
+    return "-" if value is None else f"{value:.1f}"

@@ -49,9 +49,14 @@ def show(title: str, header: Sequence[str], rows: Sequence[Sequence[Any]]) -> No
     Console().print(table)
 
 
+def spread(figures: dict[str, Any], low: str = "p50", high: str = "p99") -> str:
+    """Two figures of a `load.stats.summary`, e.g. "12.3 / 456.7"."""
+    return f"{_fmt(figures.get(low))} / {_fmt(figures.get(high))}"
+
+
 def _fmt(value: Any) -> str:
     if value is None:
         return "-"
     if isinstance(value, float):
-        return f"{value:.4g}"
+        return f"{value:.0f}" if abs(value) >= 1000 else f"{value:.4g}"
     return str(value)
