@@ -58,6 +58,8 @@ class Settings(msgspec.Struct, frozen=True, kw_only=True):
     allowed_origins: str = ""  # comma-separated; empty means the hub's own origin
     trust_proxy: str = ""  # comma-separated proxy addresses whose X-Forwarded-For is believed
     shutdown_s: float = 10.0
+    imports_keep_days: float = 30.0  # rows of ended imports older than this are deleted
+    summary_concurrency: int = 4  # player summaries computed at once; the rest wait
     # fleet (PostgreSQL DATABASE_URL)
     poll_s: float = 1.0
     lease_s: float = 15.0
@@ -103,6 +105,8 @@ ENV: dict[str, str] = {
     "allowed_origins": "HUB_ALLOWED_ORIGINS",
     "trust_proxy": "HUB_TRUST_PROXY",
     "shutdown_s": "HUB_SHUTDOWN_S",
+    "imports_keep_days": "HUB_IMPORTS_KEEP_DAYS",
+    "summary_concurrency": "HUB_SUMMARY_CONCURRENCY",
     "poll_s": "HUB_POLL_S",
     "lease_s": "HUB_LEASE_S",
 }
@@ -122,6 +126,7 @@ _AT_LEAST_ONE = {
     "max_sockets",
     "max_tickets_per_ip",
     "max_queue",
+    "summary_concurrency",
 }
 _DATABASE_SCHEMES = ("sqlite:///", "sqlite+aiosqlite:///", "postgresql://", "postgres://")
 _HTTP = ("http://", "https://")

@@ -41,7 +41,9 @@ async def test_first_eta_of_a_mixed_burst(paced_sim: Proc, hub_factory: HubFacto
     # average converges to (duration / pages of finished imports), and the knob exists to
     # tell a deployment how fast its upstream is (the 1 s default is for real chess.com).
     # Nothing else is tuned; the duration prior keeps its default.
-    solo = await finish(hub_factory(sim), "chesscom", "calibrate-p20x5")
+    calibrate = hub_factory(sim)
+    solo = await finish(calibrate, "chesscom", "calibrate-p20x5")
+    calibrate.stop()  # the next hub serves the same SQLite file, which one hub holds at a time
     page_s = solo["duration_s"] / solo["pages"]
     hub = hub_factory(
         sim,
