@@ -126,7 +126,9 @@ class SQLitePool:
         async with self._write_lock:
             self._owner = task
             try:
-                yield self._connected()
+                raw = self._connected()
+                await _clean(raw)
+                yield raw
             finally:
                 self._owner = None
 
@@ -145,6 +147,7 @@ class SQLitePool:
         self._connected()
         raw = await self._idle.get()
         try:
+            await _clean(raw)
             yield SQLiteReader(raw)
         finally:
             if raw in self._readers:  # not closed meanwhile
@@ -189,11 +192,18 @@ async def deferred(raw: aiosqlite.Connection) -> AsyncIterator[None]:
         yield
 
 
+async def _clean(raw: aiosqlite.Connection) -> None:
+    """Roll back what a borrower cancelled during its own rollback left open."""
+    if raw.in_transaction:
+        await raw.rollback()
+
+
 @contextlib.asynccontextmanager
 async def _transaction(raw: aiosqlite.Connection, begin: str) -> AsyncIterator[None]:
     if raw.in_transaction:
-        # Left open by a caller cancelled during its rollback; finish that first.
-        await raw.rollback()
+        # Nested in a transaction of the same borrower: part of it, committed with it.
+        yield
+        return
     await raw.execute_fetchall(begin)
     try:
         yield

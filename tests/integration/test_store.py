@@ -36,7 +36,7 @@ from hub.store import (
 from hub.store.base import Games, MonthCount, RatingPoint, Record
 from hub.store.schema import LATEST_VERSION, VERSION_TABLE, Dialect, SchemaError, pending
 from hub.store.sql import MAX_RATING_POINTS
-from hub.store.sqlite_pool import SQLitePool
+from hub.store.sqlite_pool import SQLitePool, immediate
 from hub.summary import Summaries
 
 ROOT = Path(__file__).resolve().parents[2]
@@ -732,5 +732,23 @@ async def test_sqlite_readers_refuse_to_write(tmp_path: Path) -> None:
                 await conn.execute("INSERT INTO t VALUES (1)")
         await pool.execute("INSERT INTO t VALUES (:x)", {"x": 2})
         assert await pool.fetch_val("SELECT x FROM t") == 2
+    finally:
+        await pool.disconnect()
+
+
+async def test_sqlite_writes_inside_a_write_transaction_join_it(tmp_path: Path) -> None:
+    pool = SQLitePool(tmp_path / "hub.db", readers=1)
+    await pool.connect()
+    try:
+        await pool.execute("CREATE TABLE t (x INTEGER)")
+        with pytest.raises(LookupError):
+            async with pool.writing() as raw, immediate(raw):
+                await pool.execute("INSERT INTO t VALUES (1)")
+                await pool.executemany("INSERT INTO t VALUES (?)", [(2,), (3,)])
+                assert await pool.fetch_val("SELECT count(*) FROM t") == 3  # its own writes
+                raise LookupError("undo")
+        assert await pool.fetch_val("SELECT count(*) FROM t") == 0
+        assert await pool.executemany("INSERT INTO t VALUES (?)", [(4,), (5,)]) == 2
+        assert await pool.fetch_val("SELECT count(*) FROM t") == 2
     finally:
         await pool.disconnect()
