@@ -58,7 +58,7 @@ async def test_a_second_hub_on_a_held_file_refuses_to_start(
 ) -> None:
     first = hub_factory(slow_sim)
     client = await WsClient.open(first.ws_url)
-    await client.send({"type": "import", "source": "chesscom", "username": "held-p40x5"})
+    await client.send({"type": "import", "source": "chesscom", "username": "held-p600x2"})
     import_id = (await client.until("progress", timeout=30))["import_id"]
 
     second = serve_again(first)
