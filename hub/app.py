@@ -23,10 +23,11 @@ from hub.fetch.http import Http
 from hub.fetch.shared import SharedLimit
 from hub.guard import POLICY_VIOLATION, Door, client_address, origin_allowed
 from hub.janitor import Janitor
-from hub.mailbox import MailboxStats
+from hub.mailbox import Outbox
 from hub.metrics import CONTENT_TYPE as METRICS_TYPE
 from hub.metrics import Metrics
-from hub.queue.core import Slots
+from hub.queue.accuracy import Accuracy
+from hub.queue.core import Limits, Slots
 from hub.queue.driver import QueueDriver
 from hub.queue.eta import Ewma
 from hub.queue.local import LocalQueue
@@ -51,7 +52,15 @@ def build_slots(settings: Settings) -> Slots:
             settings.eta_prior_lichess_s, settings.eta_page_lichess_s, settings.eta_alpha
         ),
     }
-    return Slots(settings.max_concurrent_imports, lanes, priors, settings.resume_grace_s)
+    return Slots(
+        settings.max_concurrent_imports,
+        lanes,
+        priors,
+        settings.resume_grace_s,
+        limits=Limits(settings.max_tickets_per_ip, settings.max_queue),
+        horizon=settings.eta_horizon,
+        accuracy=Accuracy(settings.eta_window),
+    )
 
 
 def _hub(state: State) -> ImportHub:
@@ -79,7 +88,7 @@ async def ws(socket: WebSocket[Any, Any, Any]) -> None:
         await socket.close(refused, reason)
         return
     try:
-        await serve_socket(socket, _hub(state), state.mailbox_stats, address)
+        await serve_socket(socket, _hub(state), state.outbox, address)
     finally:
         door.leave(address)
 
@@ -177,8 +186,13 @@ def create_app(settings: Settings, sim: Any = None) -> Litestar:
             http = await Http.open(settings)
             stack.push_async_callback(http.close)
             slots = build_slots(settings)
+            outbox = Outbox()
+            fleet = settings.database_url.startswith(("postgres://", "postgresql"))
+            # A fleet's replicas share wall time; one process keeps a monotonic clock.
+            clock = time.time if fleet else time.monotonic
+            fanout = Fanout(slots, clock, settings.board_hz, settings.queued_hz)
             queue: QueueDriver
-            if settings.database_url.startswith(("postgres://", "postgresql")):
+            if fleet:
                 # With PostgreSQL the line, and the upstream request caps, are shared
                 # by every replica on that database.
                 shared = SharedLimit(
@@ -191,13 +205,13 @@ def create_app(settings: Settings, sim: Any = None) -> Litestar:
                 queue = PostgresQueue(
                     slots,
                     settings.database_url,
-                    attached=lambda: list(fanout.ticket_clients),
-                    running_here=lambda: list(hub.running),
+                    attached=fanout.attached_tickets,
                     lease_s=settings.lease_s,
                     poll_s=settings.poll_s,
+                    clock=clock,
                 )
             else:
-                queue = LocalQueue(slots, time.monotonic)
+                queue = LocalQueue(slots, clock)
                 # This process held the whole line: whatever it left unfinished is over.
                 left = await store.interrupt_unfinished(time.time())
                 if left:
@@ -205,17 +219,9 @@ def create_app(settings: Settings, sim: Any = None) -> Litestar:
                         "marked imports left by a stopped hub as interrupted",
                         extra={"imports": left},
                     )
-            fanout = Fanout(
-                slots,
-                queue.clock,
-                settings.board_hz,
-                settings.queued_hz,
-                hold_s=settings.eta_hold_s,
-            )
             door = Door(settings)
-            mailbox_stats = MailboxStats()
             metrics = Metrics()
-            metrics.watch(slots, lambda: door.total, http.stats, mailbox_stats)
+            metrics.watch(slots, lambda: door.total, http.stats, outbox.stats)
             hub = ImportHub(
                 settings, store, make_sources(http, settings), queue, fanout, metrics=metrics
             )
@@ -223,7 +229,7 @@ def create_app(settings: Settings, sim: Any = None) -> Litestar:
             stack.push_async_callback(hub.stop)
             app.state.hub = hub
             app.state.http = http
-            app.state.mailbox_stats = mailbox_stats
+            app.state.outbox = outbox
             app.state.door = door
             yield
 

@@ -3,29 +3,38 @@
 from __future__ import annotations
 
 import asyncio
-from collections.abc import Callable
-from dataclasses import dataclass, field
+import itertools
+from collections.abc import Callable, Iterable
 
 from hub import protocol as p
 from hub.mailbox import Mailbox
-from hub.queue.core import Slots
-from hub.tasks import cancel_and_wait
+from hub.queue.core import Entry, Slots
+from hub.queue.frame import Frame
 
-# A pass may use at most 1/(1 + this) of the loop's time: cheap passes (a short
-# line) follow each change at once, costly ones (thousands waiting) are spaced.
-PUBLISH_SPACING = 4.0
+INF = float("inf")
 
 
-@dataclass(eq=False)
+class Seen:
+    """The last `queued` one socket was sent for one import."""
+
+    __slots__ = ("eta", "position", "when")
+
+    def __init__(self, position: int, eta: float, when: float) -> None:
+        self.position = position
+        self.eta = eta
+        self.when = when
+
+
 class Client:
     """One socket: its mailbox and what it follows."""
 
-    mailbox: Mailbox
-    address: str = ""
-    tickets: dict[str, str] = field(default_factory=dict)  # ticket -> import_id
-    watching: bool = False
-    # import_id -> (position, eta_s, when) of the last `queued` sent
-    sent: dict[str, tuple[int, float, float]] = field(default_factory=dict)
+    __slots__ = ("address", "mailbox", "tickets", "watching")
+
+    def __init__(self, mailbox: Mailbox, address: str = "") -> None:
+        self.mailbox = mailbox
+        self.address = address
+        self.tickets: dict[str, str] = {}  # ticket -> import_id
+        self.watching = False
 
     def put(self, message: p.ServerMessage) -> None:
         self.mailbox.put(p.encode(message))
@@ -35,7 +44,14 @@ class Client:
 
 
 class Fanout:
-    """Never awaits a socket: every message goes into a mailbox that its own task drains."""
+    """Never awaits a socket: every message goes into a mailbox that the outbox writes.
+
+    Positions go out in passes, at most `queued_hz` a second; a pass whose
+    predecessor is older than that runs at once. A pass touches only the
+    waiters whose position changed (those behind the first that left the
+    line), the head of the line, and a rotating slice of the rest for a
+    drifting estimate, so its cost does not grow with an idle line.
+    """
 
     def __init__(
         self,
@@ -44,36 +60,33 @@ class Fanout:
         board_hz: float = 4.0,
         queued_hz: float = 2.0,
         board_rows: int = 100,
-        hold_s: float = 1.0,
     ) -> None:
         self.slots = slots
         self.clock = clock
         self.board_interval = 1.0 / board_hz
         self.queued_interval = 1.0 / queued_hz
         self.board_rows = board_rows
-        self.hold_s = hold_s
         self.clients: set[Client] = set()
         self.watchers: set[Client] = set()
-        self.followers: dict[str, dict[Client, int]] = {}
+        self.followers: dict[str, dict[Client, Seen | None]] = {}
         self.ticket_clients: dict[str, set[Client]] = {}
-        self.ticket_import: dict[str, str] = {}
-        # import_id -> (first estimated wait announced, when): graded at admission
-        self.first_eta: dict[str, tuple[float, float]] = {}
-        self._positions_timer: asyncio.TimerHandle | None = None
-        self._next_publish = 0.0
-        self._board_due = asyncio.Event()
-        self._tasks: list[asyncio.Task[None]] = []
+        self.frame: Frame | None = None
+        self._drift_after = 0  # arrival number the next drift slice starts after
+        self._last_pass = -INF
+        self._pass_timer: asyncio.TimerHandle | None = None
+        self._board_timer: asyncio.TimerHandle | None = None
+        self._last_board = -INF
+        self._ticker: asyncio.Task[None] | None = None
 
     async def start(self) -> None:
-        self._tasks = [
-            asyncio.create_task(self._board_forever(), name="board"),
-            asyncio.create_task(self._positions_forever(), name="positions"),
-        ]
+        self._ticker = asyncio.create_task(self._drift_forever(), name="positions")
 
     async def stop(self) -> None:
-        if self._positions_timer is not None:
-            self._positions_timer.cancel()
-        await cancel_and_wait(self._tasks)
+        for timer in (self._pass_timer, self._board_timer):
+            if timer is not None:
+                timer.cancel()
+        if self._ticker is not None:
+            self._ticker.cancel()
 
     # -- membership -------------------------------------------------------
 
@@ -83,165 +96,222 @@ class Fanout:
     def watch(self, client: Client) -> None:
         client.watching = True
         self.watchers.add(client)
-        client.mailbox.offer("queue", p.encode(self.board(client)))
+        client.mailbox.offer("queue", p.encode(self.board()))
 
-    def follow(self, client: Client, ticket: str, import_id: str) -> None:
+    def follow(self, client: Client, ticket: str, import_id: str) -> bool:
+        """This socket follows the ticket; True when it is the ticket's first socket."""
         if ticket in client.tickets:
-            return
+            return False
         client.tickets[ticket] = import_id
-        self.ticket_clients.setdefault(ticket, set()).add(client)
-        self.ticket_import[ticket] = import_id
-        counts = self.followers.setdefault(import_id, {})
-        counts[client] = counts.get(client, 0) + 1
+        sockets = self.ticket_clients.setdefault(ticket, set())
+        sockets.add(client)
+        self.followers.setdefault(import_id, {}).setdefault(client, None)
+        return len(sockets) == 1
+
+    def attached_tickets(self) -> list[str]:
+        """Tickets some socket of this process follows."""
+        return list(self.ticket_clients)
 
     def _unfollow(self, client: Client, ticket: str) -> None:
         import_id = client.tickets.pop(ticket, None)
-        if import_id is None:
+        if import_id is None or import_id in client.tickets.values():
             return
-        counts = self.followers.get(import_id, {})
-        counts[client] = counts.get(client, 1) - 1
-        if counts[client] <= 0:
-            del counts[client]
-            client.sent.pop(import_id, None)
-            client.mailbox.discard("queued:" + import_id)
-        if not counts:
-            self.followers.pop(import_id, None)
+        followers = self.followers.get(import_id)
+        if followers is not None:
+            followers.pop(client, None)
+            if not followers:
+                del self.followers[import_id]
+        client.mailbox.discard("queued:" + import_id)
 
     def release(self, ticket: str) -> None:
         """The ticket ended: nobody follows the import through it any more."""
-        for client in self.ticket_clients.pop(ticket, set()):
+        for client in self.ticket_clients.pop(ticket, ()):
             self._unfollow(client, ticket)
-        self.ticket_import.pop(ticket, None)
 
     def drop_client(self, client: Client) -> list[str]:
-        """A socket closed; returns the tickets it followed."""
-        tickets = list(client.tickets)
-        for ticket in tickets:
+        """A socket closed; returns the tickets no socket follows any more."""
+        orphaned = []
+        for ticket in list(client.tickets):
             self._unfollow(client, ticket)
-            held = self.ticket_clients.get(ticket)
-            if held is not None:
-                held.discard(client)
-                if not held:
+            sockets = self.ticket_clients.get(ticket)
+            if sockets is not None:
+                sockets.discard(client)
+                if not sockets:
                     del self.ticket_clients[ticket]
+                    orphaned.append(ticket)
         self.clients.discard(client)
         self.watchers.discard(client)
         client.mailbox.close()
-        return tickets
+        return orphaned
 
     # -- pushing ----------------------------------------------------------
 
     def to_import(self, import_id: str, message: p.ServerMessage) -> None:
-        self.to_import_text(import_id, p.encode(message), started=isinstance(message, p.Started))
+        self.to_import_text(import_id, p.encode(message))
 
-    def to_import_text(self, import_id: str, text: str, started: bool = False) -> None:
-        for client in self.followers.get(import_id, {}):
-            if started:
-                client.mailbox.discard("queued:" + import_id)
-                client.sent.pop(import_id, None)
+    def to_import_text(self, import_id: str, text: str) -> None:
+        for client in self.followers.get(import_id, ()):
             client.mailbox.put(text)
 
-    def line_changed(self, now: bool = False) -> None:
-        """Positions moved: publish with the next pass, or in this one when `now` and cheap.
+    def to_ticket(self, ticket: str, message: p.ServerMessage) -> None:
+        text = p.encode(message)
+        for client in self.ticket_clients.get(ticket, ()):
+            client.mailbox.put(text)
 
-        An admission publishes at once, so a waiter learns it is first in line even
-        when the next slot frees right after.
-        """
-        self._board_due.set()
-        loop = asyncio.get_running_loop()
-        if now and loop.time() >= self._next_publish:
-            if self._positions_timer is not None:
-                self._positions_timer.cancel()
-            self.publish_positions()
+    def started(self, entry: Entry, position: int, waited_s: float) -> None:
+        """An import took a slot: its followers hear their last position, then `started`."""
+        started = p.encode(p.Started(entry.import_id, round(waited_s, 3)))
+        last: str | None = None
+        for client, seen in self.followers.get(entry.import_id, {}).items():
+            if seen is not None and seen.position != position:
+                # A waiter always sees where it stood when its turn came.
+                last = last or self._queued(entry, position, 0.0, 0.0, 0.0)
+                client.mailbox.offer("queued:" + entry.import_id, last)
+            client.mailbox.put(started)
+
+    def greet(self, client: Client, entry: Entry) -> None:
+        """A socket that just started following a waiting import hears where it stands now."""
+        now = self.clock()
+        frame = self.frame if self.frame is not None else self._new_frame(now)
+        estimate = self.slots.estimate(entry, frame, now)
+        text = self._queued(
+            entry, estimate.position, estimate.eta_s, estimate.low_s, estimate.high_s
+        )
+        self.followers[entry.import_id][client] = Seen(estimate.position, _eta(estimate.eta_s), now)
+        client.mailbox.offer("queued:" + entry.import_id, text)
+
+    def line_changed(self) -> None:
+        """Positions or estimates moved: a pass now, or once the last one is old enough."""
+        self._board_due()
+        if self._pass_timer is not None:
             return
-        if self._positions_timer is None:
-            delay = max(0.0, self._next_publish - loop.time())
-            self._positions_timer = loop.call_later(delay, self.publish_positions)
+        loop = asyncio.get_running_loop()
+        delay = max(0.0, self._last_pass + self.queued_interval - loop.time())
+        # Even at once, one loop turn later: a burst of events shares one pass.
+        self._pass_timer = loop.call_later(delay, self.publish_positions)
 
     def publish_positions(self) -> None:
-        """Send each follower of a waiting import its position and wait, when they moved.
-
-        A position change goes out with the next pass. A wait that only drifted
-        goes out when it moved by more than 1 s and 10 % from what the browser
-        is counting down, and at most `queued_hz` times a second. One pass costs
-        O(line + followers), so passes are spaced to take at most a fifth of
-        the time: a burst of joins is answered by a few passes, not one each.
-        """
-        self._positions_timer = None
-        loop = asyncio.get_running_loop()
-        began = loop.time()
-        try:
-            self._publish()
-        finally:
-            took = loop.time() - began
-            self._next_publish = loop.time() + PUBLISH_SPACING * took
-
-    def _publish(self) -> None:
-        line = self.slots.line
-        if not any(i in self.followers for i in line):
-            return
+        self._pass_timer = None
+        self._last_pass = asyncio.get_running_loop().time()
         now = self.clock()
-        estimates = self.slots.estimates(now)
-        total, free = self.slots.slots, self.slots.free
-        targets = [(i, c) for i in estimates if i in self.followers for c in self.followers[i]]
-        for import_id, client in targets:
-            est = estimates[import_id]
-            last = client.sent.get(import_id)
-            if (
-                last is None
-                and not est.informed
-                and now - self.slots.line[import_id].joined_at < self.hold_s
-            ):
-                # A burst arrives before its size probes answer: a wait computed from
-                # averages would be far off, so the first `queued` waits for them, briefly.
-                continue
-            eta = round(est.eta_s, 1) if est.eta_s != float("inf") else 1e9
-            if last is not None:
-                position, last_eta, when = last
-                counted_down = max(last_eta - (now - when), 0.0)
-                drift = abs(eta - counted_down)
-                moved = drift > 1.0 and drift > 0.1 * max(counted_down, 1.0)
-                if est.position >= position and not (moved and now - when >= self.queued_interval):
-                    continue
-            client.sent[import_id] = (est.position, eta, now)
-            self.first_eta.setdefault(import_id, (eta, now))
-            client.mailbox.offer(
-                "queued:" + import_id,
-                p.encode(p.Queued(import_id, est.position, est.position - 1, eta, total, free)),
-            )
+        frame = self._new_frame(now)
+        self.slots.grade(frame, now)
+        moved = self.slots.take_moved()
+        line = self.slots.line
+        if not line or not self.followers:
+            return
+        done = 0
+        if moved is not None:  # everyone behind it moved up
+            for entry, position, raw in frame.walk(line, moved, now):
+                self._offer(entry, position, raw, now)
+            done = moved
+        # The head's estimates move with every page; the rest drift slowly, a slice a pass.
+        head = itertools.islice(frame.walk(line, 0, now), self.slots.horizon)
+        self._check(head, now, done)
+        after = self._drift_after
+        tail = list(itertools.islice(frame.walk(line, after, now), self.slots.horizon))
+        self._check(tail, now, done)
+        self._drift_after = tail[-1][0].seq if len(tail) == self.slots.horizon else 0
 
-    async def _positions_forever(self) -> None:
+    def _check(self, walked: Iterable[tuple[Entry, int, float]], now: float, done: int) -> None:
+        for entry, position, raw in walked:
+            if done and entry.seq > done:
+                return  # already sent by this pass
+            self._offer(entry, position, raw, now)
+
+    def _offer(self, entry: Entry, position: int, raw: float, now: float) -> None:
+        followers = self.followers.get(entry.import_id)
+        if not followers:
+            return
+        text: str | None = None
+        low, eta, high = self.slots.accuracy.correct(raw)
+        rounded = _eta(eta)
+        for client, seen in followers.items():
+            if seen is not None and position >= seen.position:
+                counted_down = max(seen.eta - (now - seen.when), 0.0)
+                drift = abs(rounded - counted_down)
+                if not (
+                    drift > 1.0
+                    and drift > 0.1 * max(counted_down, 1.0)
+                    and now - seen.when >= self.queued_interval
+                ):
+                    continue
+            if text is None:
+                text = self._queued(entry, position, eta, low, high)
+            followers[client] = Seen(position, rounded, now)
+            client.mailbox.offer("queued:" + entry.import_id, text)
+
+    def _queued(self, entry: Entry, position: int, eta: float, low: float, high: float) -> str:
+        slots = self.slots
+        pause = slots.paused.get(entry.source)
+        return p.encode(
+            p.Queued(
+                entry.import_id,
+                position,
+                position - 1,
+                _eta(eta),
+                slots.slots,
+                slots.free,
+                _eta(low),
+                _eta(high),
+                None if pause is None else p.PauseInfo(pause.reason, pause.since),
+            )
+        )
+
+    def _new_frame(self, now: float) -> Frame:
+        self.frame = self.slots.frame(now)
+        return self.frame
+
+    async def _drift_forever(self) -> None:
         # Estimates drift as running imports progress; catch what events did not.
         while True:
             await asyncio.sleep(self.queued_interval)
-            self.publish_positions()
+            if self.slots.line and self._pass_timer is None:
+                self.line_changed()
 
-    def board(self, viewer: Client | None = None) -> p.Board:
-        mine = set(viewer.tickets.values()) if viewer is not None else set()
+    # -- the board --------------------------------------------------------
 
-        def name(import_id: str, username: str) -> str:
-            return username if import_id in mine else p.mask(username)
-
+    def board(self) -> p.Board:
+        """The same for every watcher: players masked, rows named by import id."""
+        slots = self.slots
         running = [
-            p.RunningRow(
-                e.import_id, e.source, name(e.import_id, e.username), e.pages, e.pages_total
-            )
-            for e in self.slots.running.values()
+            p.RunningRow(e.import_id, e.source, p.mask(e.username), e.pages, e.pages_total)
+            for e in slots.running.values()
         ]
-        waiting = []
-        for position, e in enumerate(self.slots.line.values(), start=1):
-            if position > self.board_rows:
-                break
-            waiting.append(p.WaitingRow(position, e.source, name(e.import_id, e.username)))
-        return p.Board(self.slots.slots, self.slots.free, running, waiting, len(self.slots.line))
+        waiting = [
+            p.WaitingRow(position, e.source, p.mask(e.username), e.import_id)
+            for position, e in enumerate(
+                itertools.islice(slots.line.values(), self.board_rows), start=1
+            )
+        ]
+        paused = [
+            p.PausedRow(source, pause.reason, pause.since) for source, pause in slots.paused.items()
+        ]
+        return p.Board(
+            slots.slots,
+            slots.free,
+            running,
+            waiting,
+            len(slots.line),
+            p.EtaAccuracy(**slots.accuracy.summary()),  # type: ignore[arg-type]
+            paused,
+        )
 
-    async def _board_forever(self) -> None:
-        while True:
-            await self._board_due.wait()
-            self._board_due.clear()
-            if self.watchers:
-                shared = p.encode(self.board())
-                for client in self.watchers:
-                    # Only a socket that holds a ticket on the board sees its full name.
-                    text = p.encode(self.board(client)) if client.tickets else shared
-                    client.mailbox.offer("queue", text)
-            await asyncio.sleep(self.board_interval)
+    def _board_due(self) -> None:
+        if not self.watchers or self._board_timer is not None:
+            return
+        loop = asyncio.get_running_loop()
+        delay = max(0.0, self._last_board + self.board_interval - loop.time())
+        self._board_timer = loop.call_later(delay, self._send_board)
+
+    def _send_board(self) -> None:
+        self._board_timer = None
+        self._last_board = asyncio.get_running_loop().time()
+        if self.watchers:
+            text = p.encode(self.board())  # encoded once, the same frame for every watcher
+            for client in self.watchers:
+                client.mailbox.offer("queue", text)
+
+
+def _eta(seconds: float) -> float:
+    return round(seconds, 1) if seconds != INF else 1e9

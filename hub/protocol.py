@@ -71,13 +71,21 @@ class TicketMsg(_Out, tag="ticket"):
     joined: bool
 
 
-class Queued(_Out, tag="queued"):
+class PauseInfo(msgspec.Struct, frozen=True):
+    reason: str
+    since: float
+
+
+class Queued(_Out, tag="queued", omit_defaults=True):
     import_id: str
     position: int
     ahead: int
     eta_s: float
     slots_total: int
     slots_free: int
+    eta_low_s: float
+    eta_high_s: float
+    paused: PauseInfo | None = None  # present while the import's source is paused
 
 
 class Started(_Out, tag="started"):
@@ -113,9 +121,10 @@ class Failed(_Out, tag="failed"):
     message: str
 
 
-class Error(_Out, tag="error"):
+class Error(_Out, tag="error", omit_defaults=True):
     code: str
     message: str
+    import_id: str | None = None  # when it ends an import the client holds a ticket for
 
 
 class RunningRow(msgspec.Struct, frozen=True):
@@ -130,6 +139,22 @@ class WaitingRow(msgspec.Struct, frozen=True):
     position: int
     source: str
     player: str
+    import_id: str
+
+
+class PausedRow(msgspec.Struct, frozen=True):
+    source: str
+    reason: str
+    since: float
+
+
+class EtaAccuracy(msgspec.Struct, frozen=True):
+    """How the hub's estimates turned out over its last admissions; null below 20 samples."""
+
+    samples: int
+    median_error_pct: float | None
+    p90_error_pct: float | None
+    interval_hit_pct: float | None
 
 
 class Board(_Out, tag="queue"):
@@ -138,6 +163,8 @@ class Board(_Out, tag="queue"):
     running: list[RunningRow]
     waiting: list[WaitingRow]  # the first rows of the line
     waiting_total: int  # the whole line, which may be longer than `waiting`
+    eta_accuracy: EtaAccuracy
+    paused: list[PausedRow]
 
 
 ServerMessage = Hello | TicketMsg | Queued | Started | Progress | Done | Failed | Error | Board

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import logging
 from typing import Any
 
@@ -14,7 +13,7 @@ from hub.errors import HubError, StorageUnavailable
 from hub.fanout import Client
 from hub.guard import POLICY_VIOLATION, Bucket
 from hub.importer import describe
-from hub.mailbox import Mailbox, MailboxStats
+from hub.mailbox import Mailbox, Outbox
 from hub.service import ImportHub
 
 log = logging.getLogger("hub.session")
@@ -23,12 +22,14 @@ SLOW_DOWN = "Too many messages; wait a moment before sending more."
 
 
 async def serve_socket(
-    socket: WebSocket[Any, Any, Any], hub: ImportHub, stats: MailboxStats, address: str
+    socket: WebSocket[Any, Any, Any], hub: ImportHub, outbox: Outbox, address: str
 ) -> None:
-    """Speak protocol v1 on an accepted socket until it closes."""
-    client = Client(Mailbox(socket.send_text, stats), address=address)
+    """Speak protocol v1 on an accepted socket until it closes.
+
+    The socket's one task is this reader; the outbox writes its messages.
+    """
+    client = Client(Mailbox(socket.send_text, outbox), address=address)
     hub.fanout.connect(client)
-    writer = asyncio.create_task(_drain(client.mailbox), name="socket-writer")
     client.put(hub.hello())
     bucket = Bucket(hub.settings.ws_msgs_per_s)
     loop = asyncio.get_running_loop()
@@ -50,9 +51,6 @@ async def serve_socket(
             await _handle(hub, client, text)
     finally:
         await hub.disconnected(client)
-        writer.cancel()
-        with contextlib.suppress(asyncio.CancelledError):
-            await writer
 
 
 async def _handle(hub: ImportHub, client: Client, text: str) -> None:
@@ -76,9 +74,3 @@ async def _handle(hub: ImportHub, client: Client, text: str) -> None:
             return
         log.exception("could not handle a client message")
         client.put(p.Error("internal", "The hub could not handle that message; try again."))
-
-
-async def _drain(mailbox: Mailbox) -> None:
-    # A send fails once the peer is gone; the reader then sees the disconnect.
-    with contextlib.suppress(Exception):
-        await mailbox.run()

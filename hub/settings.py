@@ -43,7 +43,9 @@ class Settings(msgspec.Struct, frozen=True, kw_only=True):
     eta_page_chesscom_s: float = 1.0
     eta_page_lichess_s: float = 5.0
     eta_alpha: float = 0.3
-    eta_hold_s: float = 1.0  # how long a first `queued` may wait for size probes
+    eta_horizon: int = 500  # waiters simulated exactly; the rest from prefix sums
+    eta_window: int = 200  # admissions whose estimates grade and correct the next ones
+    probes_queued: int = 20  # size probes that may wait per upstream
     # fan-out
     board_hz: float = 4.0
     queued_hz: float = 2.0
@@ -92,7 +94,9 @@ ENV: dict[str, str] = {
     "eta_page_chesscom_s": "HUB_ETA_PAGE_CHESSCOM_S",
     "eta_page_lichess_s": "HUB_ETA_PAGE_LICHESS_S",
     "eta_alpha": "HUB_ETA_ALPHA",
-    "eta_hold_s": "HUB_ETA_HOLD_S",
+    "eta_horizon": "HUB_ETA_HORIZON",
+    "eta_window": "HUB_ETA_WINDOW",
+    "probes_queued": "HUB_PROBES_QUEUED",
     "board_hz": "HUB_BOARD_HZ",
     "queued_hz": "HUB_QUEUED_HZ",
     "ws_max_bytes": "HUB_WS_MAX_BYTES",
@@ -126,6 +130,8 @@ _AT_LEAST_ONE = {
     "max_sockets",
     "max_tickets_per_ip",
     "max_queue",
+    "eta_horizon",
+    "eta_window",
     "summary_concurrency",
 }
 _DATABASE_SCHEMES = ("sqlite:///", "sqlite+aiosqlite:///", "postgresql://", "postgres://")

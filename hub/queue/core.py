@@ -2,16 +2,23 @@
 
 from __future__ import annotations
 
+from collections import deque
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
 
-from hub.queue.eta import Ewma, remaining, simulate
+from hub.queue.accuracy import Accuracy
+from hub.queue.eta import Ewma, remaining
+from hub.queue.frame import Frame, make_frame
+from hub.queue.index import LineIndex
 
 WAITING = "waiting"
 RUNNING = "running"
 
+# A waiter's estimate is graded once its size is known, or this long after its ticket.
+GRADE_AFTER_S = 1.0
 
-@dataclass
+
+@dataclass(slots=True, eq=False)
 class Entry:
     """One import, waiting in line or running, shared by every ticket that asked for it."""
 
@@ -20,7 +27,6 @@ class Entry:
     username: str  # lower-cased; the dedup key with source
     seq: int  # arrival order, the FIFO key
     joined_at: float
-    owner: str  # the ticket whose request created the import
     tickets: set[str] = field(default_factory=set)
     state: str = WAITING
     started_at: float | None = None
@@ -30,25 +36,34 @@ class Entry:
     first_page_at: float | None = None
     size: int | None = None  # pages probed while waiting
     stopping: bool = False
+    kept: bool = False  # a follower left without cancelling: run to the end
+    # (when, raw, shown, low, high): the estimate graded at admission
+    graded: tuple[float, float, float, float, float] | None = None
 
 
-@dataclass
+@dataclass(slots=True)
 class Ticket:
     ticket: str
     import_id: str
-    sockets: int = 0
-    detached_at: float | None = None
+    address: str = ""
+    detached_at: float | None = None  # None while a socket follows it
+
+
+@dataclass(frozen=True, slots=True)
+class Pause:
+    reason: str
+    since: float  # the caller's clock
 
 
 # Decisions: what the driver must now do.
-@dataclass(frozen=True)
+@dataclass(frozen=True, slots=True)
 class Admit:
     """Start this import now; it holds a slot until `finished`."""
 
     import_id: str
 
 
-@dataclass(frozen=True)
+@dataclass(frozen=True, slots=True)
 class Drop:
     """This waiting import left the line without running; tell its tickets why."""
 
@@ -59,46 +74,76 @@ class Drop:
     username: str
 
 
-@dataclass(frozen=True)
+@dataclass(frozen=True, slots=True)
 class Stop:
-    """Ask this running import to stop at its next page boundary."""
+    """Ask this running import to stop at its next checkpoint."""
 
     import_id: str
 
 
-@dataclass(frozen=True)
+@dataclass(frozen=True, slots=True)
+class Left:
+    """This ticket cancelled: it alone is done with the import, which others may keep."""
+
+    ticket: str
+    import_id: str
+    source: str
+    username: str
+
+
+@dataclass(frozen=True, slots=True)
 class Release:
     """This ticket no longer follows any import."""
 
     ticket: str
 
 
-@dataclass(frozen=True)
+@dataclass(frozen=True, slots=True)
 class LineChanged:
     """Positions or estimates may have moved: republish them."""
 
 
-Decision = Admit | Drop | Stop | Release | LineChanged
+Decision = Admit | Drop | Stop | Left | Release | LineChanged
 
 
-@dataclass(frozen=True)
+@dataclass(frozen=True, slots=True)
 class Estimate:
     position: int  # 1-based rank among waiting imports, in arrival order
     eta_s: float
-    informed: bool = True  # the size of this import and of all before it is known
+    low_s: float
+    high_s: float
 
 
 class UnknownTicket(KeyError):
     """The ticket is not held by this manager."""
 
 
+class Refused(Exception):
+    """A request the rules turn away; `code` is the protocol's error code."""
+
+    def __init__(self, code: str, message: str) -> None:
+        super().__init__(message)
+        self.code = code
+        self.message = message
+
+
+@dataclass(slots=True)
+class Limits:
+    """Caps the rules enforce for the whole line (or the whole fleet)."""
+
+    tickets_per_address: int = 3
+    queue: int = 10000
+
+
 class Slots:
-    """Fair FIFO admission under a global cap and per-upstream lane caps.
+    """Fair FIFO admission under a global cap, per-upstream lane caps and pauses.
 
     Admission is FIFO within an upstream and work-conserving across upstreams:
-    when a slot frees, the oldest waiting import whose lane has room starts.
-    An import may be overtaken only by another upstream's, and only while its
-    own lane is full.
+    when a slot frees, the oldest waiting import whose lane has room and whose
+    source is not paused starts. An import may be overtaken only by another
+    upstream's, and only while its own lane is full or paused. Every event
+    costs O(log n) in the length of the line; estimates come from a frame
+    computed at most once per publishing pass.
     """
 
     def __init__(
@@ -107,19 +152,32 @@ class Slots:
         lanes: Mapping[str, int],
         priors: Mapping[str, Ewma],
         grace_s: float = 60.0,
+        limits: Limits | None = None,
+        horizon: int = 500,
+        accuracy: Accuracy | None = None,
     ) -> None:
         self.slots = slots
         self.lanes = dict(lanes)
         self.ewma = dict(priors)
         self.grace_s = grace_s
+        self.limits = limits or Limits()
+        self.horizon = horizon
+        self.accuracy = accuracy or Accuracy()
         self.entries: dict[str, Entry] = {}
         self.by_key: dict[tuple[str, str], str] = {}
         self.tickets: dict[str, Ticket] = {}
+        self.per_address: dict[str, int] = {}
         # Insertion-ordered by seq: the global line and one line per upstream.
         self.line: dict[str, Entry] = {}
         self.lines: dict[str, dict[str, Entry]] = {source: {} for source in self.lanes}
+        self.index = LineIndex(self.lanes)
         self.running: dict[str, Entry] = {}
         self.in_lane: dict[str, int] = dict.fromkeys(self.lanes, 0)
+        self.paused: dict[str, Pause] = {}
+        self.moved_after: int | None = None  # lowest arrival that left the line since taken
+        self._detached: dict[str, float] = {}  # ticket -> detached_at, oldest first
+        self._ungraded: deque[Entry] = deque()
+        self._sized: list[Entry] = []
         self._seq = 0
 
     # -- queries ----------------------------------------------------------
@@ -134,108 +192,118 @@ class Slots:
         except KeyError:
             raise UnknownTicket(ticket) from None
 
+    def position(self, entry: Entry) -> int:
+        return self.index.rank(entry.seq)
+
+    def frame(self, now: float) -> Frame:
+        """Estimates as of `now`: O(horizon) once, then O(log n) per waiter."""
+        return make_frame(self, now)
+
+    def estimate(self, entry: Entry, frame: Frame, now: float) -> Estimate:
+        raw = frame.wait(entry, now)
+        low, eta, high = self.accuracy.correct(raw)
+        return Estimate(self.position(entry), eta, low, high)
+
     def estimates(self, now: float) -> dict[str, Estimate]:
-        """Position and estimated wait of every waiting import, in one pass."""
-        running = [
-            (
-                e.source,
-                remaining(
-                    self.ewma[e.source],
-                    now - (e.started_at if e.started_at is not None else now),
-                    e.pages,
-                    e.pages_total,
-                    e.size,
-                    None
-                    if e.first_page_at is None or e.started_at is None
-                    else e.first_page_at - e.started_at,
-                ),
-            )
-            for e in self.running.values()
-        ]
-        # An import not sized yet counts as the average of those that are, when any are:
-        # closer to this line's truth than a long-run mean of whole imports.
-        sizes: dict[str, list[int]] = {}
-        for e in self.entries.values():
-            known = e.size if e.size is not None else e.pages_total
-            if known is not None:
-                sizes.setdefault(e.source, []).append(known)
-        typical = {source: round(sum(v) / len(v)) for source, v in sizes.items()}
-        waiting = [
-            (
-                e.source,
-                self.ewma[e.source].expected(
-                    e.size if e.size is not None else typical.get(e.source)
-                ),
-            )
-            for e in self.line.values()
-        ]
-        starts = simulate(self.slots, self.lanes, running, waiting)
-        informed = all(
-            e.pages_total is not None or e.size is not None for e in self.running.values()
-        )
-        result: dict[str, Estimate] = {}
-        for i, e in enumerate(self.line.values()):
-            informed = informed and e.size is not None
-            result[e.import_id] = Estimate(i + 1, starts[i], informed)
+        """Every waiter's estimate, in one O(n) walk: for tools and tests, not for passes."""
+        frame = self.frame(now)
+        result = {}
+        for entry, position, raw in frame.walk(self.line, 0, now):
+            low, eta, high = self.accuracy.correct(raw)
+            result[entry.import_id] = Estimate(position, eta, low, high)
         return result
+
+    def remaining(self, entry: Entry, now: float) -> float:
+        """Seconds a running import still needs, by its own pace and the learned one."""
+        return remaining(
+            self.ewma[entry.source],
+            now - (entry.started_at if entry.started_at is not None else now),
+            entry.pages,
+            entry.pages_total,
+            entry.size,
+            None
+            if entry.first_page_at is None or entry.started_at is None
+            else entry.first_page_at - entry.started_at,
+        )
+
+    def take_moved(self) -> int | None:
+        """The lowest arrival number that left the line since the last call.
+
+        Every waiter that arrived after it has a new position; nobody else has.
+        """
+        moved, self.moved_after = self.moved_after, None
+        return moved
 
     # -- events -----------------------------------------------------------
 
     def join(
-        self, ticket: str, import_id: str, source: str, username: str, now: float
+        self, ticket: str, import_id: str, source: str, username: str, now: float, address: str = ""
     ) -> tuple[Entry, bool, list[Decision]]:
         """A request for an import; joins the existing one for the same player.
 
         Returns the entry, whether the ticket joined an existing import, and
         the decisions. `ticket` and `import_id` are minted by the caller.
+        Raises Refused when the address or the line is at its cap.
         """
         if source not in self.lanes:
             raise ValueError(f"unknown source {source!r}")
+        held = self.per_address.get(address, 0)
+        if held >= self.limits.tickets_per_address:
+            raise Refused(
+                "too_many_imports",
+                f"At most {self.limits.tickets_per_address} imports may wait or run for one "
+                "visitor at a time; another can start when one of them ends.",
+            )
         key = (source, username.lower())
-        self.tickets[ticket] = Ticket(ticket, "", sockets=1)
         existing = self.by_key.get(key)
+        if existing is None and len(self.line) >= self.limits.queue:
+            raise Refused(
+                "queue_full",
+                f"The line is full ({len(self.line)} waiting); try again later.",
+            )
+        self.tickets[ticket] = Ticket(ticket, "", address)
+        self.per_address[address] = held + 1
         if existing is not None:
             entry = self.entries[existing]
             entry.tickets.add(ticket)
             self.tickets[ticket].import_id = entry.import_id
             return entry, True, []
         self._seq += 1
-        entry = Entry(import_id, source, key[1], self._seq, now, owner=ticket, tickets={ticket})
+        entry = Entry(import_id, source, key[1], self._seq, now, tickets={ticket})
         self.tickets[ticket].import_id = import_id
         self.entries[import_id] = entry
         self.by_key[key] = import_id
-        self.line[import_id] = entry
-        self.lines[source][import_id] = entry
+        self._enqueue(entry)
+        self._ungraded.append(entry)
         decisions = self._admit(now)
         decisions.append(LineChanged())
         return entry, False, decisions
 
     def attach(self, ticket: str) -> Entry:
-        """A socket follows this ticket (a resume)."""
+        """A socket follows this ticket; any number of attaches is one."""
         entry = self.entry_for(ticket)
-        held = self.tickets[ticket]
-        held.sockets += 1
-        held.detached_at = None
+        self.tickets[ticket].detached_at = None
+        self._detached.pop(ticket, None)
         return entry
 
     def detach(self, ticket: str, now: float) -> None:
-        """A socket that followed this ticket closed; the grace period starts at zero."""
+        """No socket follows this ticket any more: its grace period starts now."""
         held = self.tickets.get(ticket)
-        if held is None:
+        if held is None or held.detached_at is not None:
             return
-        held.sockets = max(held.sockets - 1, 0)
-        if held.sockets == 0:
-            held.detached_at = now
+        held.detached_at = now
+        self._detached[ticket] = now
 
     def cancel(self, ticket: str, now: float) -> list[Decision]:
-        """The owner stops the import; anyone else only lets go of it."""
+        """This ticket lets go of its import; the import goes on while others follow it.
+
+        A waiting import leaves the line once nobody follows it. A running one
+        stops early only when every ticket that followed it cancelled.
+        """
         entry = self.entry_for(ticket)
-        if ticket != entry.owner:
-            return self._release(ticket, now)
-        if entry.state == RUNNING:
-            entry.stopping = True
-            return [Stop(entry.import_id)]
-        return self._remove(entry, "cancelled", now)
+        decisions: list[Decision] = [Left(ticket, entry.import_id, entry.source, entry.username)]
+        decisions += self._release(ticket, now, cancelled=True)
+        return decisions
 
     def abort(self, import_id: str, reason: str, now: float) -> list[Decision]:
         """Take a waiting import out of line, e.g. when its player does not exist."""
@@ -245,17 +313,12 @@ class Slots:
         return self._remove(entry, reason, now)
 
     def progress(
-        self,
-        import_id: str,
-        pages: int,
-        pages_total: int | None,
-        games: int = 0,
-        now: float | None = None,
+        self, import_id: str, pages: int, pages_total: int | None, games: int, now: float
     ) -> list[Decision]:
         entry = self.entries.get(import_id)
         if entry is None:
             return []
-        if entry.first_page_at is None and pages >= 1 and now is not None:
+        if entry.first_page_at is None and pages >= 1:
             entry.first_page_at = now
         entry.pages = pages
         entry.pages_total = pages_total
@@ -267,6 +330,10 @@ class Slots:
         entry = self.entries.get(import_id)
         if entry is None:
             return []
+        if entry.state == WAITING:
+            self.index.resize(entry.seq, entry.source, entry.size, pages)
+            if entry.graded is None:
+                self._sized.append(entry)
         entry.size = pages
         return [LineChanged()]
 
@@ -288,16 +355,64 @@ class Slots:
 
     def tick(self, now: float) -> list[Decision]:
         """Let go of tickets whose last socket closed more than the grace period ago."""
+        expired = []
+        for ticket, since in self._detached.items():  # oldest first
+            if now - since < self.grace_s:
+                break
+            expired.append(ticket)
         decisions: list[Decision] = []
-        expired = [
-            t.ticket
-            for t in self.tickets.values()
-            if t.sockets == 0 and t.detached_at is not None and now - t.detached_at >= self.grace_s
-        ]
         for ticket in expired:
             if ticket in self.tickets:
-                decisions += self._release(ticket, now)
+                decisions += self._release(ticket, now, cancelled=False)
         return decisions
+
+    def grade(self, frame: Frame, now: float) -> None:
+        """Fix the estimate each waiter is graded on: once sized, or a second after its ticket."""
+        due = self._sized
+        self._sized = []
+        while self._ungraded and now - self._ungraded[0].joined_at >= GRADE_AFTER_S:
+            due.append(self._ungraded.popleft())
+        for entry in due:
+            if entry.graded is not None or entry.state != WAITING:
+                continue
+            if entry.import_id not in self.entries:
+                continue
+            raw = frame.wait(entry, now)
+            if raw == float("inf"):
+                continue
+            low, eta, high = self.accuracy.correct(raw)
+            entry.graded = (now, raw, eta, low, high)
+
+    # -- operator ---------------------------------------------------------
+
+    def resize(self, slots: int, lanes: Mapping[str, int], now: float) -> list[Decision]:
+        """New caps, live: more admit at once, fewer let running imports finish."""
+        self.slots = slots
+        self.lanes.update({source: cap for source, cap in lanes.items() if source in self.lanes})
+        decisions = self._admit(now)
+        decisions.append(LineChanged())
+        return decisions
+
+    def pause(self, source: str | None, reason: str, now: float) -> list[Decision]:
+        """Admit nothing of `source` (None: of any); its waiters keep their places."""
+        for name in self._sources(source):
+            if name not in self.paused:
+                self.paused[name] = Pause(reason, now)
+        return [LineChanged()]
+
+    def resume(self, source: str | None, now: float) -> list[Decision]:
+        for name in self._sources(source):
+            self.paused.pop(name, None)
+        decisions = self._admit(now)
+        decisions.append(LineChanged())
+        return decisions
+
+    def _sources(self, source: str | None) -> list[str]:
+        if source is None:
+            return list(self.lanes)
+        if source not in self.lanes:
+            raise ValueError(f"unknown source {source!r}")
+        return [source]
 
     # -- rules ------------------------------------------------------------
 
@@ -308,34 +423,54 @@ class Slots:
             for source, line in self.lines.items():
                 if not line or self.in_lane[source] >= self.lanes[source]:
                     continue
+                if source in self.paused:
+                    continue
                 head = next(iter(line.values()))
                 if best is None or head.seq < best.seq:
                     best = head
             if best is None:
                 break
-            del self.line[best.import_id]
-            del self.lines[best.source][best.import_id]
+            self._dequeue(best)
             best.state = RUNNING
             best.started_at = now
             self.running[best.import_id] = best
             self.in_lane[best.source] += 1
+            self._measure(best, now)
             decisions.append(Admit(best.import_id))
         return decisions
 
-    def _release(self, ticket: str, now: float) -> list[Decision]:
+    def _measure(self, entry: Entry, now: float) -> None:
+        if entry.graded is None:
+            return
+        when, raw, shown, low, high = entry.graded
+        self.accuracy.record(raw, shown, low, high, now - when)
+
+    def _release(self, ticket: str, now: float, cancelled: bool) -> list[Decision]:
         held = self.tickets.pop(ticket)
+        self._detached.pop(ticket, None)
+        left = self.per_address.get(held.address, 1) - 1
+        if left > 0:
+            self.per_address[held.address] = left
+        else:
+            self.per_address.pop(held.address, None)
         entry = self.entries.get(held.import_id)
         decisions: list[Decision] = [Release(ticket)]
         if entry is None:
             return decisions
         entry.tickets.discard(ticket)
-        if entry.state == WAITING and not entry.tickets:
-            decisions += self._remove(entry, "abandoned", now)
+        if not cancelled:
+            entry.kept = True
+        if entry.tickets:
+            return decisions
+        if entry.state == WAITING:
+            decisions += self._remove(entry, "cancelled" if cancelled else "abandoned", now)
+        elif not entry.kept and not entry.stopping:
+            entry.stopping = True
+            decisions.append(Stop(entry.import_id))
         return decisions
 
     def _remove(self, entry: Entry, reason: str, now: float) -> list[Decision]:
-        del self.line[entry.import_id]
-        del self.lines[entry.source][entry.import_id]
+        self._dequeue(entry)
         self._forget(entry)
         decisions: list[Decision] = [
             Drop(entry.import_id, reason, frozenset(entry.tickets), entry.source, entry.username)
@@ -344,11 +479,30 @@ class Slots:
         decisions.append(LineChanged())
         return decisions
 
+    def _enqueue(self, entry: Entry) -> None:
+        self.line[entry.import_id] = entry
+        self.lines[entry.source][entry.import_id] = entry
+        self.index.add(entry.seq, entry.source, entry.size)
+
+    def _dequeue(self, entry: Entry) -> None:
+        del self.line[entry.import_id]
+        del self.lines[entry.source][entry.import_id]
+        self.index.remove(entry.seq, entry.source, entry.size)
+        if self.moved_after is None or entry.seq < self.moved_after:
+            self.moved_after = entry.seq
+
     def _forget(self, entry: Entry) -> None:
         del self.entries[entry.import_id]
         self.by_key.pop((entry.source, entry.username), None)
         for ticket in entry.tickets:
-            self.tickets.pop(ticket, None)
+            held = self.tickets.pop(ticket, None)
+            self._detached.pop(ticket, None)
+            if held is not None:
+                left = self.per_address.get(held.address, 1) - 1
+                if left > 0:
+                    self.per_address[held.address] = left
+                else:
+                    self.per_address.pop(held.address, None)
 
     def admit(self, now: float) -> list[Decision]:
         """Fill free slots by the rules; drivers call it after loading saved state."""
@@ -359,10 +513,13 @@ class Slots:
         self.entries.clear()
         self.by_key.clear()
         self.tickets.clear()
+        self.per_address.clear()
+        self._detached.clear()
         self.line.clear()
         self.running.clear()
         for line in self.lines.values():
             line.clear()
+        self.index = LineIndex(self.lanes)
         self.in_lane = dict.fromkeys(self.lanes, 0)
         for entry in sorted(entries, key=lambda e: e.seq):
             self._seq = max(self._seq, entry.seq)
@@ -372,10 +529,11 @@ class Slots:
                 self.running[entry.import_id] = entry
                 self.in_lane[entry.source] += 1
             else:
-                self.line[entry.import_id] = entry
-                self.lines[entry.source][entry.import_id] = entry
+                self._enqueue(entry)
         for ticket in tickets:
             owner = self.entries.get(ticket.import_id)
             if owner is not None:
                 owner.tickets.add(ticket.ticket)
                 self.tickets[ticket.ticket] = ticket
+                self.per_address[ticket.address] = self.per_address.get(ticket.address, 0) + 1
+        self.moved_after = None

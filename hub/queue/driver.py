@@ -2,14 +2,14 @@
 
 from __future__ import annotations
 
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from typing import Protocol
 
 from hub.queue.core import Decision, Entry, Slots
 
 
-@dataclass(frozen=True)
+@dataclass(frozen=True, slots=True)
 class RemoteStarted:
     """An import this replica follows started on another replica."""
 
@@ -17,7 +17,7 @@ class RemoteStarted:
     waited_s: float
 
 
-@dataclass(frozen=True)
+@dataclass(frozen=True, slots=True)
 class RemoteProgress:
     """Another replica stored a page of an import this replica follows."""
 
@@ -27,7 +27,7 @@ class RemoteProgress:
     games: int
 
 
-@dataclass(frozen=True)
+@dataclass(frozen=True, slots=True)
 class RemoteEnded:
     """An import this replica follows left the line or finished elsewhere."""
 
@@ -39,26 +39,34 @@ Event = Decision | RemoteStarted | RemoteProgress | RemoteEnded
 
 
 class QueueDriver(Protocol):
-    """Feeds the sans-I/O core (`slots`, a live view) and hands its decisions to `apply`."""
+    """Feeds the sans-I/O core (`slots`, a live view) and hands its decisions back.
+
+    Every event method returns the decisions it caused, to be acted on by the
+    caller; what happens on its own (grace periods running out, other
+    replicas' changes) comes out of `events()`, which the caller awaits in a loop.
+    """
 
     slots: Slots
     clock: Callable[[], float]  # the core's time base
     durable: bool  # whether the line outlives this process
-    apply: Callable[[Sequence[Event]], None]
 
     async def start(self) -> None: ...
     async def stop(self) -> None: ...
+    async def events(self) -> list[Event]: ...
     async def join(
-        self, ticket: str, import_id: str, source: str, username: str
-    ) -> tuple[Entry, bool]: ...
+        self, ticket: str, import_id: str, source: str, username: str, address: str
+    ) -> tuple[Entry, bool, list[Event]]: ...
     async def attach(self, ticket: str) -> Entry: ...
     async def detach(self, ticket: str) -> None: ...
-    async def cancel(self, ticket: str) -> None: ...
-    async def abort(self, import_id: str, reason: str) -> None: ...
+    async def cancel(self, ticket: str) -> list[Event]: ...
+    async def abort(self, import_id: str, reason: str) -> list[Event]: ...
     async def progress(
         self, import_id: str, pages: int, pages_total: int | None, games: int
-    ) -> None: ...
-    async def sized(self, import_id: str, pages: int) -> None: ...
-    async def finished(self, import_id: str, ok: bool) -> None: ...
-    async def interrupted(self, import_id: str) -> None: ...
+    ) -> list[Event]: ...
+    async def sized(self, import_id: str, pages: int) -> list[Event]: ...
+    async def finished(self, import_id: str, ok: bool) -> list[Event]: ...
+    async def interrupted(self, import_id: str) -> list[Event]: ...
+    async def resize(self, slots: int, lanes: Mapping[str, int]) -> list[Event]: ...
+    async def pause(self, source: str | None, reason: str) -> list[Event]: ...
+    async def resume(self, source: str | None) -> list[Event]: ...
     def ready(self) -> bool: ...

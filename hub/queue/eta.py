@@ -3,11 +3,12 @@
 from __future__ import annotations
 
 import heapq
-from collections.abc import Mapping, Sequence
+from collections.abc import Collection, Mapping, Sequence
 from dataclasses import dataclass
+from typing import NamedTuple
 
 
-@dataclass
+@dataclass(slots=True)
 class Ewma:
     """Exponentially weighted means of an upstream's import times.
 
@@ -69,19 +70,29 @@ def remaining(
     return max(pace * (total - pages_done), 0.1)
 
 
+class Schedule(NamedTuple):
+    """The simulated start of each waiter, and the slots' ends when the last one started."""
+
+    starts: list[float]
+    clock: float  # when the last waiter starts
+    ends: list[tuple[float, str]]  # (end, source) of what holds a slot at `clock`
+
+
 def simulate(
     slots: int,
     lanes: Mapping[str, int],
     running: Sequence[tuple[str, float]],
     waiting: Sequence[tuple[str, float]],
-) -> list[float]:
+    blocked: Collection[str] = (),
+) -> Schedule:
     """Start time, from now, of each waiting import in line order.
 
     `running` holds (source, seconds left); `waiting` holds (source, expected
     seconds) in arrival order. The rule is the slot manager's own: when a slot
-    frees, the oldest waiting import whose lane has room starts. The heap holds
-    at most `slots` end events and each source's queue is consumed in order,
-    so one pass costs O(len(waiting) * log(slots)).
+    frees, the oldest waiting import whose lane has room starts; a `blocked`
+    (paused) source starts nothing. The heap holds at most `slots` end events
+    and each source's queue is consumed in order, so one pass costs
+    O(len(waiting) * log(slots)).
     """
     ends: list[tuple[float, str]] = [(left, source) for source, left in running]
     heapq.heapify(ends)
@@ -93,8 +104,11 @@ def simulate(
         queues.setdefault(source, []).append(index)
     heads = dict.fromkeys(queues, 0)
     starts = [0.0] * len(waiting)
+    for source in blocked:
+        for index in queues.pop(source, []):
+            starts[index] = float("inf")
     now = 0.0
-    left_to_place = len(waiting)
+    left_to_place = sum(len(q) for q in queues.values())
     while left_to_place:
         best: int | None = None
         if len(ends) < slots:
@@ -121,4 +135,4 @@ def simulate(
             break
         now, source = heapq.heappop(ends)
         in_lane[source] -= 1
-    return starts
+    return Schedule(starts, now, ends)

@@ -17,7 +17,7 @@ import os
 import secrets
 import socket
 import time
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from typing import Any
 
 import asyncpg
@@ -66,7 +66,6 @@ class PostgresQueue:
         slots: Slots,
         url: str,
         attached: Callable[[], Sequence[str]],
-        running_here: Callable[[], Sequence[str]],
         lease_s: float = 15.0,
         poll_s: float = 1.0,
         clock: Callable[[], float] = time.time,
@@ -74,12 +73,12 @@ class PostgresQueue:
         self.slots = slots
         self.dsn = asyncpg_dsn(url)
         self.attached = attached  # ticket keys with a socket on this replica
-        self.running_here = running_here  # imports whose task runs on this replica
+        self.here: set[str] = set()  # imports whose task runs on this replica
         self.lease_s = lease_s
         self.poll_s = poll_s
         self.clock = clock  # wall time: replicas share it, not a monotonic clock
         self.replica = f"{socket.gethostname()}-{os.getpid()}-{secrets.token_hex(3)}"
-        self.apply: Callable[[Sequence[Event]], None] = lambda events: None
+        self._out: asyncio.Queue[list[Event]] = asyncio.Queue()  # what happened on its own
         self._pool: asyncpg.Pool | None = None
         self._listener: asyncpg.Connection | None = None
         self._lock = asyncio.Lock()  # one load-apply-save at a time on this replica
@@ -93,7 +92,8 @@ class PostgresQueue:
 
     async def start(self) -> None:
         self._pool = await asyncpg.create_pool(self.dsn, min_size=1, max_size=4)
-        await self._mutate(lambda now: [])  # take over what a stopped fleet left
+        # Take over what a stopped fleet left; the hub hears of it with its first events().
+        self._out.put_nowait(await self._mutate(lambda now: []))
         self._tasks = [
             asyncio.create_task(self._listen_forever(), name="fleet-listen"),
             asyncio.create_task(self._refresh_forever(), name="fleet-refresh"),
@@ -113,18 +113,23 @@ class PostgresQueue:
 
     # -- events -----------------------------------------------------------
 
+    async def events(self) -> list[Event]:
+        return await self._out.get()
+
     async def join(
-        self, ticket: str, import_id: str, source: str, username: str
-    ) -> tuple[Entry, bool]:
+        self, ticket: str, import_id: str, source: str, username: str, address: str
+    ) -> tuple[Entry, bool, list[Event]]:
         result: list[tuple[Entry, bool]] = []
 
         def event(now: float) -> list[Decision]:
-            entry, joined, decisions = self.slots.join(ticket, import_id, source, username, now)
+            entry, joined, decisions = self.slots.join(
+                ticket, import_id, source, username, now, address
+            )
             result.append((entry, joined))
             return decisions
 
-        await self._mutate(event)
-        return result[0]
+        decisions = await self._mutate(event)
+        return result[0][0], result[0][1], decisions
 
     async def attach(self, ticket: str) -> Entry:
         found: list[Entry] = []
@@ -140,16 +145,26 @@ class PostgresQueue:
         # Nothing to write: the ticket stops being refreshed, and its grace runs from then.
         return None
 
-    async def cancel(self, ticket: str) -> None:
-        await self._mutate(lambda now: self.slots.cancel(ticket, now))
+    async def cancel(self, ticket: str) -> list[Event]:
+        return await self._mutate(lambda now: self.slots.cancel(ticket, now))
 
-    async def abort(self, import_id: str, reason: str) -> None:
-        await self._mutate(lambda now: self.slots.abort(import_id, reason, now))
+    async def abort(self, import_id: str, reason: str) -> list[Event]:
+        return await self._mutate(lambda now: self.slots.abort(import_id, reason, now))
 
-    async def finished(self, import_id: str, ok: bool) -> None:
+    async def resize(self, slots: int, lanes: Mapping[str, int]) -> list[Event]:
+        return await self._mutate(lambda now: self.slots.resize(slots, lanes, now))
+
+    async def pause(self, source: str | None, reason: str) -> list[Event]:
+        return await self._mutate(lambda now: self.slots.pause(source, reason, now))
+
+    async def resume(self, source: str | None) -> list[Event]:
+        return await self._mutate(lambda now: self.slots.resume(source, now))
+
+    async def finished(self, import_id: str, ok: bool) -> list[Event]:
         self._unrecorded[import_id] = ok
+        self.here.discard(import_id)
         try:
-            await self._mutate(lambda now: [])
+            return await self._mutate(lambda now: [])
         except (OSError, asyncpg.PostgresError, asyncpg.InterfaceError) as exc:
             # The slot stays taken in the shared line until then; the lease is still ours.
             log.warning(
@@ -157,19 +172,22 @@ class PostgresQueue:
                 exc,
                 extra={"import_id": import_id},
             )
+            return []
 
-    async def interrupted(self, import_id: str) -> None:
+    async def interrupted(self, import_id: str) -> list[Event]:
         """Give the lease up at once, so a replica that comes up next resumes the import."""
+        self.here.discard(import_id)
         await self._execute(
             "UPDATE queue_entries SET lease_until = 0 WHERE import_id = $1 AND lease_owner = $2",
             import_id,
             self.replica,
         )
+        return []
 
     async def progress(
         self, import_id: str, pages: int, pages_total: int | None, games: int
-    ) -> None:
-        self.slots.progress(import_id, pages, pages_total, games, self.clock())
+    ) -> list[Event]:
+        """Share a page's progress; this replica's core already has it."""
         assert self._pool is not None
         try:
             async with self._pool.acquire() as conn, conn.transaction():
@@ -185,16 +203,18 @@ class PostgresQueue:
         except (OSError, asyncpg.PostgresError, asyncpg.InterfaceError) as exc:
             # Only the other replicas' view of the progress lags; the next page updates it.
             log.warning("could not share progress: %s", exc, extra={"import_id": import_id})
+        return []
 
-    async def sized(self, import_id: str, pages: int) -> None:
-        self.slots.sized(import_id, pages)
+    async def sized(self, import_id: str, pages: int) -> list[Event]:
+        decisions = self.slots.sized(import_id, pages)
         await self._execute(
             "UPDATE queue_entries SET size = $2 WHERE import_id = $1", import_id, pages
         )
+        return list(decisions)
 
     # -- the one transaction ---------------------------------------------
 
-    async def _mutate(self, event: Callable[[float], list[Decision]]) -> None:
+    async def _mutate(self, event: Callable[[float], list[Decision]]) -> list[Event]:
         """Load, apply one event, admit by the rules, take over dead leases, save, notify."""
         assert self._pool is not None
         async with self._lock, self._pool.acquire() as conn, conn.transaction():
@@ -208,7 +228,7 @@ class PostgresQueue:
                     decisions += self.slots.finished(import_id, now, ok)
                 decisions += event(now)
             except Exception:
-                self.apply(seen)  # what the read showed still happened
+                self._out.put_nowait(seen)  # what the read showed still happened
                 raise
             decisions += self.slots.tick(now)
             decisions += self.slots.admit(now)
@@ -224,14 +244,15 @@ class PostgresQueue:
             await conn.execute("SELECT pg_notify($1, '')", CHANNEL)
         for import_id in unrecorded:
             self._unrecorded.pop(import_id, None)
-        self.apply(decisions)
+        self.here |= mine
+        return decisions
 
     async def _load(
         self, conn: asyncpg.Connection
     ) -> tuple[Snapshot, dict[str, tuple[str | None, float | None]], list[Event]]:
         previous = self._capture()
         rows = await conn.fetch(f"SELECT {_ENTRY_COLUMNS} FROM queue_entries")
-        tickets = await conn.fetch("SELECT ticket, import_id, seen_at FROM queue_tickets")
+        tickets = await conn.fetch("SELECT ticket, import_id, seen_at, address FROM queue_tickets")
         local = set(self.attached())
         entries = [
             Entry(
@@ -240,7 +261,6 @@ class PostgresQueue:
                 username=r["username"],
                 seq=r["seq"],
                 joined_at=r["joined_at"],
-                owner=r["owner"],
                 state=r["state"],
                 started_at=r["started_at"],
                 pages=r["pages"],
@@ -255,7 +275,7 @@ class PostgresQueue:
             Ticket(
                 t["ticket"],
                 t["import_id"],
-                sockets=1 if t["ticket"] in local else 0,
+                address=t["address"],
                 detached_at=None if t["ticket"] in local else t["seen_at"],
             )
             for t in tickets
@@ -295,7 +315,7 @@ class PostgresQueue:
                     entry.state,
                     entry.joined_at,
                     entry.started_at,
-                    entry.owner,
+                    min(entry.tickets, default=""),  # the column predates shared cancels
                 )
             elif before[import_id] != after[import_id]:
                 await conn.execute(
@@ -315,13 +335,14 @@ class PostgresQueue:
                 now + self.lease_s,
             )
         new_tickets = [
-            (t.ticket, t.import_id, now)
+            (t.ticket, t.import_id, now, t.address)
             for t in self.slots.tickets.values()
             if "t:" + t.ticket not in before
         ]
         if new_tickets:
             await conn.executemany(
-                "INSERT INTO queue_tickets (ticket, import_id, seen_at) VALUES ($1, $2, $3)",
+                "INSERT INTO queue_tickets (ticket, import_id, seen_at, address)"
+                " VALUES ($1, $2, $3, $4)",
                 new_tickets,
             )
 
@@ -332,7 +353,7 @@ class PostgresQueue:
         assert self._pool is not None
         async with self._lock, self._pool.acquire() as conn:
             _, _, events = await self._load(conn)
-        self.apply([*events, LineChanged()])
+        self._out.put_nowait([*events, LineChanged()])
 
     def _capture(self) -> dict[str, tuple[Any, ...]]:
         return {
@@ -346,7 +367,7 @@ class PostgresQueue:
         Both the poll and every event re-read the line, so both must report
         what they saw change: a change seen by one is not seen again by the other.
         """
-        here = set(self.running_here())
+        here = self.here
         events: list[Event] = []
         for import_id, entry in self.slots.entries.items():
             was = previous.get(import_id)
@@ -399,7 +420,7 @@ class PostgresQueue:
                     await self._execute(
                         "UPDATE queue_tickets SET seen_at = $2 WHERE ticket = ANY($1)", keys, now
                     )
-                await self._mutate(lambda now: [])
+                self._out.put_nowait(await self._mutate(lambda now: []))
             except (OSError, asyncpg.PostgresError, asyncpg.InterfaceError) as exc:
                 log.warning("fleet poll failed: %s", exc)
             except Exception:

@@ -180,6 +180,11 @@ def _queue_step(boolean: str, false: str) -> tuple[str, ...]:
 SQLITE_STEPS += (_queue_step("INTEGER", "0"),)
 POSTGRES_STEPS += (_queue_step("BOOLEAN", "FALSE"),)
 
+# Step 3: the caps on tickets per address are the core's, so a fleet's line keeps addresses.
+_ADDRESS_STEP = ("ALTER TABLE queue_tickets ADD COLUMN address TEXT NOT NULL DEFAULT ''",)
+SQLITE_STEPS += (_ADDRESS_STEP,)
+POSTGRES_STEPS += (_ADDRESS_STEP,)
+
 STEPS: dict[Dialect, tuple[tuple[str, ...], ...]] = {
     "sqlite": SQLITE_STEPS,
     "postgres": POSTGRES_STEPS,

@@ -1,63 +1,88 @@
-"""The per-socket mailbox: order, latest-state replacement, slow readers."""
+"""Mailboxes and the one outbox that writes them: order, replacement, slow readers."""
 
 from __future__ import annotations
 
 import asyncio
+from collections.abc import Callable
 
-from hub.mailbox import Mailbox, MailboxStats
+from hub.mailbox import Mailbox, Outbox
+
+
+async def until(condition: Callable[[], bool], timeout: float = 2.0) -> None:
+    """Poll against a deadline; the loop turns are what the outbox needs to run."""
+    async with asyncio.timeout(timeout):
+        while not condition():  # noqa: ASYNC110 - nothing here to wait on but loop turns
+            await asyncio.sleep(0)
+
+
+async def settle(outbox: Outbox, *boxes: Mailbox) -> None:
+    """Every mailbox written out, with no task of its own."""
+    await until(lambda: not any(len(b) or b.writer is not None or b.scheduled for b in boxes))
 
 
 async def test_order_and_replacement() -> None:
     sent: list[str] = []
-    gate = asyncio.Event()
 
     async def send(text: str) -> None:
-        await gate.wait()
         sent.append(text)
 
-    box = Mailbox(send)
+    outbox = Outbox()
+    box = Mailbox(send, outbox)
     box.offer("queued:a", "q1")
     box.put("p1")
     box.offer("queued:a", "q2")  # replaces q1 in place, before p1
     box.offer("queue", "b1")
     box.offer("queue", "b2")
     box.put("p2")
-    task = asyncio.create_task(box.run())
-    gate.set()
-    for _ in range(20):  # a few loop turns drain four messages
-        await asyncio.sleep(0)
+    await settle(outbox, box)
     assert sent == ["q2", "p1", "b2", "p2"]
-    assert box.stats.coalesced == 2 and box.stats.sent == 4
-    box.close()
-    await task
+    assert outbox.stats.coalesced == 2 and outbox.stats.sent == 4
+
+
+async def test_a_socket_that_accepts_costs_no_task() -> None:
+    sent: list[str] = []
+
+    async def send(text: str) -> None:
+        sent.append(text)
+
+    outbox = Outbox()
+    boxes = [Mailbox(send, outbox) for _ in range(100)]
+    before = len(asyncio.all_tasks())
+    for n, box in enumerate(boxes):
+        box.put(f"m{n}")
+    assert len(asyncio.all_tasks()) == before  # one callback, scheduled once
+    await settle(outbox, *boxes)
+    assert sent == [f"m{n}" for n in range(100)]
+    assert outbox.stats.pushed_back == 0
 
 
 async def test_slow_reader_does_not_hold_up_others() -> None:
-    stats = MailboxStats()
     stuck = asyncio.Event()
     fast_got: list[str] = []
+    slow_got: list[str] = []
 
-    async def never(text: str) -> None:
-        await stuck.wait()
+    async def slow(text: str) -> None:
+        await stuck.wait()  # a transport that pushes back until it drains
+        slow_got.append(text)
 
     async def fast(text: str) -> None:
         fast_got.append(text)
 
-    slow_box, fast_box = Mailbox(never, stats), Mailbox(fast, stats)
-    tasks = [asyncio.create_task(slow_box.run()), asyncio.create_task(fast_box.run())]
+    outbox = Outbox()
+    slow_box, fast_box = Mailbox(slow, outbox), Mailbox(fast, outbox)
     for n in range(2000):
         for box in (slow_box, fast_box):
             box.offer("queue", f"board {n}")
         if n % 100 == 0:
-            await asyncio.sleep(0)  # let the writers run between bursts
-    await asyncio.sleep(0.01)
+            await asyncio.sleep(0)  # let the outbox run between bursts
+    await settle(outbox, fast_box)
     assert fast_got[-1] == "board 1999"
-    # The stuck reader holds one message in flight and one latest state, not a backlog.
-    assert len(slow_box) == 1
-    for box in (slow_box, fast_box):
-        box.close()
+    # The stuck reader has one send in flight (its own task) and one latest state.
+    assert slow_box.writer is not None and len(slow_box) == 1
+    assert outbox.stats.pushed_back == 1
     stuck.set()
-    await asyncio.gather(*tasks)
+    await settle(outbox, slow_box)
+    assert slow_got == ["board 0", "board 1999"]
 
 
 async def test_discard_and_closed_mailbox() -> None:
@@ -66,13 +91,47 @@ async def test_discard_and_closed_mailbox() -> None:
     async def send(text: str) -> None:
         sent.append(text)
 
-    box = Mailbox(send)
+    outbox = Outbox()
+    box = Mailbox(send, outbox)
     box.offer("queued:x", "stale")
     box.discard("queued:x")
     box.put("started")
-    task = asyncio.create_task(box.run())
-    await asyncio.sleep(0)
+    await settle(outbox, box)
     box.close()
     box.put("after close")
-    await task
-    assert sent == ["started"]
+    await asyncio.sleep(0)
+    assert sent == ["started"] and len(box) == 0
+
+
+async def test_a_failed_send_closes_the_mailbox() -> None:
+    async def gone(text: str) -> None:
+        raise ConnectionResetError
+
+    outbox = Outbox()
+    box = Mailbox(gone, outbox)
+    box.put("hello")
+    box.put("again")
+    await until(lambda: box.closed)
+    assert len(box) == 0
+
+
+async def test_close_while_pushed_back_cancels_the_send() -> None:
+    stuck = asyncio.Event()
+    finished: list[str] = []
+
+    async def slow(text: str) -> None:
+        try:
+            await stuck.wait()
+        finally:
+            finished.append(text)
+
+    outbox = Outbox()
+    box = Mailbox(slow, outbox)
+    box.put("one")
+    box.put("two")
+    await until(lambda: box.writer is not None)
+    writer = box.writer
+    assert writer is not None
+    box.close()
+    await until(writer.done)
+    assert finished == ["one"] and box.writer is None

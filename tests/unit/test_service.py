@@ -17,7 +17,7 @@ import pytest
 
 from hub.fanout import Client, Fanout
 from hub.fetch.base import Page, WaitCallback
-from hub.mailbox import Mailbox
+from hub.mailbox import Mailbox, Outbox
 from hub.queue.core import Slots
 from hub.queue.eta import Ewma
 from hub.queue.local import LocalQueue
@@ -72,7 +72,7 @@ class Harness:
     def __init__(self, hub: ImportHub) -> None:
         self.hub = hub
         self.inbox: dict[Client, list[dict[str, Any]]] = {}
-        self.writers: list[asyncio.Task[None]] = []
+        self.outbox = Outbox()
 
     def client(self) -> Client:
         got: list[dict[str, Any]] = []
@@ -80,9 +80,8 @@ class Harness:
         async def send(text: str) -> None:
             got.append(msgspec.json.decode(text))
 
-        c = Client(Mailbox(send))
+        c = Client(Mailbox(send, self.outbox), address=f"client-{len(self.inbox)}")
         self.inbox[c] = got
-        self.writers.append(asyncio.create_task(c.mailbox.run()))
         return c
 
     async def wait_for(self, c: Client, kind: str, timeout: float = 5.0) -> dict[str, Any]:
@@ -171,4 +170,4 @@ async def test_success_releases_and_reports_totals(harness: Any) -> None:
     await h.hub.request_import(c, "chesscom", "fine")
     done = await h.wait_for(c, "done")
     assert (done["games_new"], done["games_total"], done["pages"]) == (4, 4, 4)
-    assert h.hub.queue.slots.free == 1 and not h.hub.running
+    assert h.hub.queue.slots.free == 1 and not h.hub.runner.running

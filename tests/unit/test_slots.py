@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import pytest
 
-from hub.queue.core import Admit, Drop, Release, Slots, Stop, UnknownTicket
+from hub.queue.core import Admit, Drop, Left, Release, Slots, Stop, UnknownTicket
 from hub.queue.eta import Ewma
 
 
@@ -18,7 +18,7 @@ def admitted(decisions: list[object]) -> list[str]:
 
 
 def join(s: Slots, n: int, source: str = "chesscom", now: float = 0.0) -> list[object]:
-    _, joined, decisions = s.join(f"t{n}", f"i{n}", source, f"player{n}", now)
+    _, joined, decisions = s.join(f"t{n}", f"i{n}", source, f"player{n}", now, f"a{n}")
     assert not joined
     return decisions
 
@@ -64,7 +64,10 @@ def test_joining_an_existing_import() -> None:
     assert joined and entry.import_id == "i0" and decisions == []
     assert entry.tickets == {"t0", "t-other"}
     # A joiner's cancel only lets go of the joiner.
-    assert s.cancel("t-other", 2.0) == [Release("t-other")]
+    assert s.cancel("t-other", 2.0) == [
+        Left("t-other", "i0", "chesscom", "player0"),
+        Release("t-other"),
+    ]
     assert "i0" in s.running
 
 
@@ -89,7 +92,11 @@ def test_release_on_cancel_of_running_import() -> None:
     s = make(slots=1)
     join(s, 0)
     join(s, 1)
-    assert s.cancel("t0", 1.0) == [Stop("i0")]
+    assert s.cancel("t0", 1.0) == [
+        Left("t0", "i0", "chesscom", "player0"),
+        Release("t0"),
+        Stop("i0"),
+    ]
     assert "i0" in s.running  # the slot is held until the import reaches a page boundary
     assert admitted(s.finished("i0", 2.0, ok=False)) == ["i1"]
 
@@ -157,21 +164,20 @@ def test_eta_uses_progress_of_running_imports() -> None:
     s = make(slots=1, chesscom=1)
     join(s, 0, now=0.0)
     join(s, 1, now=0.0)
-    s.progress("i0", 2, 10)  # 2 pages in 4 s; the learned pace is 1 s a page
-    # Own pace (2 s) weighs 2/(2+2): 1.5 s a page for the 8 pages left.
-    assert s.estimates(4.0)["i1"].eta_s == pytest.approx(12.0)
+    s.progress("i0", 1, 10, 0, 2.0)  # the first page carries the start-up
+    s.progress("i0", 2, 10, 0, 4.0)  # then 2 s a page; the learned pace is 1 s a page
+    # Own pace (2 s) weighs (2-1)/(2+1): 4/3 s a page for the 8 pages left.
+    assert s.estimates(4.0)["i1"].eta_s == pytest.approx(8 * 4 / 3)
 
 
-def test_estimates_say_when_sizes_are_known() -> None:
+def test_estimates_use_known_sizes() -> None:
     s = make(slots=1, chesscom=1)
     join(s, 0)
     join(s, 1)
     join(s, 2)
-    assert not s.estimates(0.0)["i1"].informed
     s.sized("i0", 5)  # the running one
     s.sized("i1", 3)
     est = s.estimates(0.0)
-    assert est["i1"].informed and not est["i2"].informed
     assert est["i2"].eta_s == pytest.approx(5 + 3)
 
 

@@ -1,0 +1,177 @@
+"""Admitted imports: pages into the store, progress to their followers, and the last word."""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+from collections.abc import Callable
+from dataclasses import dataclass, field
+
+from hub import protocol as p
+from hub.errors import HubError, StorageUnavailable
+from hub.fanout import Fanout
+from hub.fetch.base import Source
+from hub.importer import Outcome, run_import
+from hub.metrics import Metrics
+from hub.queue.core import Entry
+from hub.queue.driver import QueueDriver
+from hub.rows import NewRows
+from hub.store.base import Store
+
+log = logging.getLogger("hub")
+
+INTERRUPTED = "The hub restarted during the import; import again to continue."
+
+
+@dataclass(slots=True)
+class Running:
+    """One import holding a slot in this process."""
+
+    entry: Entry
+    started: float
+    stop: asyncio.Event = field(default_factory=asyncio.Event)
+    last_progress: str | None = None
+    page: int = 0
+    pages: int = 0
+    games: int = 0
+
+
+class Runner:
+    """Runs one admitted import to its end and tells its followers how it went.
+
+    The caller owns the task and hands the end to the queue; the runner only
+    fetches, stores and reports, so every path out of an import is one return.
+    """
+
+    def __init__(
+        self,
+        store: Store,
+        sources: dict[str, Source],
+        queue: QueueDriver,
+        fanout: Fanout,
+        rows: NewRows,
+        clock: Callable[[], float],
+        wall: Callable[[], float],
+        metrics: Metrics,
+    ) -> None:
+        self.store = store
+        self.sources = sources
+        self.queue = queue
+        self.slots = queue.slots
+        self.fanout = fanout
+        self.rows = rows
+        self.clock = clock
+        self.wall = wall
+        self.metrics = metrics
+        self.running: dict[str, Running] = {}
+        self._sharing: set[asyncio.Task[object]] = set()
+
+    def stop(self, import_id: str) -> None:
+        run = self.running.get(import_id)
+        if run is not None:
+            run.stop.set()
+
+    def last_progress(self, import_id: str) -> str | None:
+        run = self.running.get(import_id)
+        return None if run is None else run.last_progress
+
+    async def run(self, entry: Entry) -> tuple[Outcome, p.ServerMessage]:
+        """The import's outcome and the final message its followers were sent."""
+        run = self.running[entry.import_id] = Running(entry, self.clock())
+        # Replaced by the real outcome unless the task is cancelled at shutdown; the pages
+        # stored so far are counted either way.
+        outcome = Outcome(state="failed", code="interrupted", message=INTERRUPTED)
+        try:
+            try:
+                await self.rows.written(entry.import_id)
+            except asyncio.CancelledError:  # stopped before it began: still say so
+                await asyncio.shield(self._interrupted(entry.import_id))
+                raise
+            outcome = await run_import(
+                entry.import_id,
+                self.sources[entry.source],
+                entry.username,
+                self.store,
+                run.stop,
+                lambda page, pages, games: self._page(run, page, pages, games),
+                lambda reason, retry_in_s: self._wait(run, reason, retry_in_s),
+                self.wall,
+            )
+        except HubError as exc:  # the row never reached the database
+            outcome = Outcome(state="failed", code=exc.code, message=exc.message)
+        except Exception as exc:
+            if not self.store.is_unavailable(exc):
+                raise
+            unavailable = StorageUnavailable()
+            outcome = Outcome(state="failed", code=unavailable.code, message=unavailable.message)
+        finally:
+            del self.running[entry.import_id]
+            outcome.pages = max(outcome.pages, run.page)
+            outcome.games_new = max(outcome.games_new, run.games)
+            final = self._final(entry, run, outcome)
+        return outcome, final
+
+    async def _interrupted(self, import_id: str) -> None:
+        try:
+            await self.rows.written(import_id)
+            await self.store.finish_import(
+                import_id, "failed", self.wall(), "interrupted", INTERRUPTED
+            )
+        except Exception as exc:
+            log.warning("could not record an interruption", extra={"error": str(exc)})
+
+    def _page(self, run: Running, page: int, pages: int, games: int) -> None:
+        entry, now = run.entry, self.clock()
+        self.slots.progress(entry.import_id, page, pages, games, now)  # this process's view
+        if self.queue.durable:  # and the other replicas'
+            task = asyncio.create_task(self.queue.progress(entry.import_id, page, pages, games))
+            self._sharing.add(task)
+            task.add_done_callback(self._sharing.discard)
+        eta = self.slots.remaining(entry, now) if page < pages else 0.0
+        msg = p.Progress(entry.import_id, page, pages, games, round(eta, 1))
+        run.last_progress = p.encode(msg)
+        run.games, run.page, run.pages = games, page, pages
+        self.fanout.to_import_text(entry.import_id, run.last_progress)
+        self.fanout.line_changed()
+
+    def _wait(self, run: Running, reason: str, retry_in_s: float) -> None:
+        msg = p.Progress(
+            run.entry.import_id,
+            run.page,
+            max(run.pages, run.page),
+            run.games,
+            None,
+            p.Waiting(reason, round(retry_in_s, 1)),
+        )
+        self.fanout.to_import(run.entry.import_id, msg)
+
+    def _final(self, entry: Entry, run: Running, outcome: Outcome) -> p.ServerMessage:
+        duration = self.clock() - run.started
+        final: p.ServerMessage
+        if outcome.state == "done":
+            final = p.Done(
+                entry.import_id,
+                outcome.games_new,
+                outcome.games_total,
+                outcome.pages,
+                round(duration, 3),
+            )
+        else:
+            final = p.Failed(
+                entry.import_id, outcome.code or "internal", outcome.message or "Import failed."
+            )
+        log.info(
+            "import finished" if outcome.state == "done" else "import failed",
+            extra={
+                "import_id": entry.import_id,
+                "source": entry.source,
+                "player": entry.username,
+                "state": outcome.state,
+                "code": outcome.code,
+                "duration_s": round(duration, 3),
+                "pages": outcome.pages,
+                "games_new": outcome.games_new,
+            },
+        )
+        self.metrics.duration.labels(entry.source, outcome.state).observe(duration)
+        return final
