@@ -86,6 +86,7 @@ def _serve(args: argparse.Namespace) -> None:
     from hub.app import create_app
     from hub.header_timeout import http_protocol
     from hub.logs import setup_logging
+    from hub.store.lockfile import DatabaseInUse, hold_database
 
     settings = load_settings(
         max_concurrent_imports=args.max_concurrent_imports,
@@ -116,7 +117,12 @@ def _serve(args: argparse.Namespace) -> None:
         log_config=None,
         lifespan="on",
     )
-    uvicorn.Server(config).run()
+    try:
+        with hold_database(settings.database_url):
+            uvicorn.Server(config).run()
+    except DatabaseInUse as exc:
+        print(f"hub: {exc}", file=sys.stderr)
+        sys.exit(1)
 
 
 def _sim(args: argparse.Namespace) -> None:

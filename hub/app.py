@@ -23,6 +23,7 @@ from hub.fetch.http import Http
 from hub.fetch.shared import SharedLimit
 from hub.guard import POLICY_VIOLATION, Door, origin_allowed
 from hub.headers import OPENAPI, add_security_headers
+from hub.janitor import Janitor
 from hub.mailbox import Outbox
 from hub.metrics import CONTENT_TYPE as METRICS_TYPE
 from hub.metrics import Metrics
@@ -36,6 +37,8 @@ from hub.service import ImportHub
 from hub.session import serve_socket
 from hub.settings import Settings
 from hub.store import PlayerSummary, open_store
+from hub.store.base import Games
+from hub.summary import Summaries
 
 STATIC = Path(os.environ.get("HUB_STATIC_DIR", Path(__file__).resolve().parent.parent / "static"))
 
@@ -141,10 +144,13 @@ async def import_state(state: State, import_id: str) -> dict[str, Any]:
 
 
 @get("/api/players/{source:str}/{username:str}/summary")
-async def player_summary(state: State, source: str, username: str) -> PlayerSummary:
+async def player_summary(
+    state: State, source: str, username: str, games: Games = "standard"
+) -> PlayerSummary:
     if source not in p.SOURCES:
         raise NotFoundException(f"Unknown source {source!r}.")
-    return await _hub(state).store.player_summary(source, username.lower())
+    summaries: Summaries = state.summaries
+    return await summaries.get(source, username.lower(), games)
 
 
 @get("/", include_in_schema=False)
@@ -176,6 +182,8 @@ def create_app(settings: Settings, sim: Any = None) -> Litestar:
             store = open_store(settings.database_url)
             await store.connect()
             stack.push_async_callback(store.close)
+            await stack.enter_async_context(Janitor(store, settings.imports_keep_days, time.time))
+            app.state.summaries = Summaries(store, settings.summary_concurrency)
             http = await Http.open(settings)
             stack.push_async_callback(http.close)
             slots = build_slots(settings)

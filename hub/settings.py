@@ -65,6 +65,8 @@ class Settings(msgspec.Struct, frozen=True, kw_only=True):
     ipv6_prefix: int = 64  # IPv6 clients are counted per network of this prefix length
     header_timeout_s: float = 10.0  # an HTTP request's headers must arrive within this
     shutdown_s: float = 10.0
+    imports_keep_days: float = 30.0  # rows of ended imports older than this are deleted
+    summary_concurrency: int = 4  # player summaries computed at once; the rest wait
     # fleet (PostgreSQL DATABASE_URL)
     poll_s: float = 1.0
     lease_s: float = 15.0
@@ -114,6 +116,8 @@ ENV: dict[str, str] = {
     "ipv6_prefix": "HUB_IPV6_PREFIX",
     "header_timeout_s": "HUB_HEADER_TIMEOUT_S",
     "shutdown_s": "HUB_SHUTDOWN_S",
+    "imports_keep_days": "HUB_IMPORTS_KEEP_DAYS",
+    "summary_concurrency": "HUB_SUMMARY_CONCURRENCY",
     "poll_s": "HUB_POLL_S",
     "lease_s": "HUB_LEASE_S",
 }
@@ -135,6 +139,7 @@ _AT_LEAST_ONE = {
     "max_queue",
     "eta_horizon",
     "eta_window",
+    "summary_concurrency",
 }
 _DATABASE_SCHEMES = ("sqlite:///", "sqlite+aiosqlite:///", "postgresql://", "postgres://")
 _HTTP = ("http://", "https://")

@@ -13,15 +13,24 @@ _SQLITE_SCHEMES = frozenset({"sqlite", "sqlite+aiosqlite"})
 _POSTGRES_SCHEMES = frozenset({"postgresql", "postgres", "postgresql+asyncpg"})
 
 
+def sqlite_path(url: str) -> str | None:
+    """The file of a SQLite URL; None for any other database."""
+    scheme, sep, rest = url.partition("://")
+    if not sep or scheme.lower() not in _SQLITE_SCHEMES:
+        return None
+    parts = urlsplit("sqlite://" + rest)
+    if parts.netloc or parts.query or not parts.path.startswith("/"):
+        raise ValueError("SQLite URLs look like sqlite:///relative/path or sqlite:////abs/path")
+    return unquote(parts.path[1:])
+
+
 def open_store(url: str) -> Store:
     """The store for a database URL; call `connect()` on it before use."""
+    path = sqlite_path(url)
+    if path is not None:
+        return SQLiteStore(path)
     scheme, sep, rest = url.partition("://")
     scheme = scheme.lower()
-    if sep and scheme in _SQLITE_SCHEMES:
-        parts = urlsplit("sqlite://" + rest)
-        if parts.netloc or parts.query or not parts.path.startswith("/"):
-            raise ValueError("SQLite URLs look like sqlite:///relative/path or sqlite:////abs/path")
-        return SQLiteStore(unquote(parts.path[1:]))
     if sep and scheme in _POSTGRES_SCHEMES:
         # `databases` picks asyncpg for plain postgresql://; the driver suffix is ours.
         return PostgresStore("postgresql://" + rest)
@@ -41,4 +50,5 @@ __all__ = [
     "SchemaError",
     "Store",
     "open_store",
+    "sqlite_path",
 ]

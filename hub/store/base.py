@@ -4,8 +4,12 @@ from __future__ import annotations
 
 import abc
 from collections.abc import Sequence
+from typing import Literal
 
 import msgspec
+
+# Which games a summary counts: standard chess from the start position, or every game.
+Games = Literal["standard", "all"]
 
 
 class GameRow(msgspec.Struct, frozen=True, kw_only=True):
@@ -109,12 +113,18 @@ class Store(abc.ABC):
         return isinstance(exc, OSError)  # refused, reset, timed out
 
     @abc.abstractmethod
-    async def create_import(self, record: ImportRecord) -> None: ...
-
     async def create_imports(self, records: Sequence[ImportRecord]) -> None:
-        """Record many new imports at once."""
-        for record in records:
-            await self.create_import(record)
+        """Insert new imports in one transaction: all of them, or none if it raises."""
+
+    async def create_import(self, record: ImportRecord) -> None:
+        await self.create_imports([record])
+
+    @abc.abstractmethod
+    async def delete_ended_imports(self, before: float, batch: int) -> int:
+        """Delete up to `batch` imports that ended (done, failed, cancelled) before `before`.
+
+        Returns how many were deleted. Games, players and cursors are never deleted.
+        """
 
     @abc.abstractmethod
     async def mark_running(self, import_id: str, started_at: float) -> None: ...
@@ -165,4 +175,14 @@ class Store(abc.ABC):
     async def game_ids(self, source: str, username: str) -> list[str]: ...
 
     @abc.abstractmethod
-    async def player_summary(self, source: str, username: str) -> PlayerSummary: ...
+    async def player_updated_at(self, source: str, username: str) -> float | None:
+        """When a page of the player was last stored; None if none ever was.
+
+        Stored with every page, so any process can tell that a summary it
+        computed before that page is stale, with one lookup by key.
+        """
+
+    @abc.abstractmethod
+    async def player_summary(
+        self, source: str, username: str, games: Games = "standard"
+    ) -> PlayerSummary: ...

@@ -8,14 +8,18 @@ from contextlib import AbstractAsyncContextManager
 from typing import Any, ClassVar, Protocol
 from urllib.parse import parse_qs, urlsplit
 
+from databases import Database
+
 from hub.store import schema
-from hub.store.base import GameRow
+from hub.store.base import GameRow, ImportRecord
 from hub.store.sql import (
     GAME_COLUMNS,
+    IMPORT_COLUMNS,
     PLAYER_GAME_COLUMNS,
     SQLStore,
     check_rows,
     game_tuple,
+    import_tuple,
     player_rating,
 )
 
@@ -73,7 +77,12 @@ _UPSERT_CURSOR = """
     INSERT INTO players (source, username, cursor, updated_at)
     VALUES ($1, $2, $3, $4)
     ON CONFLICT (source, username)
-    DO UPDATE SET cursor = excluded.cursor, updated_at = excluded.updated_at
+    DO UPDATE SET cursor = COALESCE(excluded.cursor, players.cursor),
+                  updated_at = excluded.updated_at
+"""
+_INSERT_IMPORTS = f"""
+    INSERT INTO imports ({", ".join(IMPORT_COLUMNS)})
+    VALUES ({", ".join(f"${n}" for n in range(1, len(IMPORT_COLUMNS) + 1))})
 """
 
 # SQLSTATE classes that mean the server is away or overloaded, not that a query is wrong:
@@ -89,6 +98,7 @@ class _Asyncpg(Protocol):
     async def execute(self, query: str, *args: object) -> str: ...
     async def fetch(self, query: str, *args: object) -> list[Any]: ...
     async def fetchval(self, query: str, *args: object) -> Any: ...
+    async def executemany(self, query: str, args: Iterable[Sequence[object]]) -> None: ...
     async def copy_records_to_table(
         self, table_name: str, *, records: Iterable[Sequence[object]], columns: Sequence[str]
     ) -> str: ...
@@ -103,8 +113,11 @@ class PostgresStore(SQLStore):
     def __init__(self, url: str) -> None:
         # asyncpg opens min_size connections up front (10 by default); several hubs and
         # workers on one server would exhaust max_connections. `?min_size=` overrides.
-        options = {} if "min_size" in parse_qs(urlsplit(url).query) else {"min_size": 1}
-        super().__init__(url, **options)
+        options: dict[str, Any] = {"min_size": 1}
+        if "min_size" in parse_qs(urlsplit(url).query):
+            options = {}
+        self._pg = Database(url, **options)
+        super().__init__(self._pg)
 
     def _unavailable(self, exc: BaseException) -> bool:
         sqlstate = getattr(exc, "sqlstate", None)
@@ -113,13 +126,21 @@ class PostgresStore(SQLStore):
         return super()._unavailable(exc)
 
     async def connect(self) -> None:
-        await self._db.connect()
+        await self._pg.connect()
         try:
-            async with self._db.connection() as conn:
+            async with self._pg.connection() as conn:
                 await _migrate(conn.raw_connection)
         except BaseException:
-            await self._db.disconnect()
+            await self._pg.disconnect()
             raise
+
+    async def create_imports(self, records: Sequence[ImportRecord]) -> None:
+        if not records:
+            return
+        async with self._pg.connection() as conn:
+            raw: _Asyncpg = conn.raw_connection
+            async with raw.transaction():
+                await raw.executemany(_INSERT_IMPORTS, [import_tuple(r) for r in records])
 
     async def store_page(
         self,
@@ -133,7 +154,7 @@ class PostgresStore(SQLStore):
         """Store one page in one transaction; raise LookupError for an unknown import."""
         check_rows(source, username, rows)
         records = [(*game_tuple(r), r.username, r.color, r.outcome, player_rating(r)) for r in rows]
-        async with self._db.connection() as conn:
+        async with self._pg.connection() as conn:
             raw: _Asyncpg = conn.raw_connection
             async with raw.transaction():
                 new = 0
@@ -145,8 +166,8 @@ class PostgresStore(SQLStore):
                 status = await raw.execute(_UPDATE_IMPORT, import_id, pages_total, new)
                 if status != "UPDATE 1":
                     raise LookupError(f"unknown import {import_id!r}")
-                if cursor is not None:
-                    await raw.execute(_UPSERT_CURSOR, source, username, cursor, time.time())
+                # On every page, cursor or not: a summary cached before it is stale.
+                await raw.execute(_UPSERT_CURSOR, source, username, cursor, time.time())
         return new
 
 

@@ -1,4 +1,4 @@
-"""Queries shared by the SQL backends, run through `databases`."""
+"""Queries shared by the SQL backends, run through the part of `databases` they share."""
 
 from __future__ import annotations
 
@@ -6,13 +6,11 @@ import abc
 import contextlib
 from collections.abc import Sequence
 from contextlib import AbstractAsyncContextManager
-from typing import Any, ClassVar
-
-from databases import Database
-from databases.interfaces import Record as DbRecord
+from typing import Any, ClassVar, Protocol
 
 from hub.store.base import (
     GameRow,
+    Games,
     ImportRecord,
     MonthCount,
     PlayerSummary,
@@ -37,8 +35,15 @@ IMPORT_COLUMNS = (
     "pages", "pages_total", "games", "error", "message",
 )  # fmt: skip
 
+ImportTuple = tuple[
+    str, str, str, str, float, float | None, float | None, int, int | None, int, str | None,
+    str | None,
+]  # fmt: skip
 GameTuple = tuple[str, str, int, str, bool, str, str, int | None, int | None, str, str, str | None]
 PlayerGameTuple = tuple[str, str, str, str, str, int, str, int | None]
+
+_ENDED_WHERE = "state IN ('done', 'failed', 'cancelled') AND finished_at < :before"
+_ENDED = f"SELECT id FROM imports WHERE {_ENDED_WHERE} LIMIT :batch"
 
 _TALLY = """
     SELECT color, time_class, outcome, count(*) AS n
@@ -60,6 +65,40 @@ _RATINGS = """
      ORDER BY end_time DESC, game_id DESC
      LIMIT :limit
 """
+
+
+Values = dict[str, Any] | None
+
+
+class Queries(Protocol):
+    """Queries take `:name` parameters and return rows indexable by name and position."""
+
+    async def fetch_all(self, query: str, values: Values = None) -> Sequence[Any]: ...
+    async def fetch_one(self, query: str, values: Values = None) -> Any: ...
+    async def fetch_val(self, query: str, values: Values = None) -> Any: ...
+    async def execute(self, query: str, values: Values = None) -> Any: ...
+
+
+class Connection(Queries, Protocol):
+    """What `SQLStore` calls on one connection (`databases.core.Connection` has it)."""
+
+    def transaction(self, **options: Any) -> AbstractAsyncContextManager[object]: ...
+
+
+class Database(Queries, Protocol):
+    """What `SQLStore` calls on its database: `databases.Database`, or `SQLitePool`."""
+
+    async def connect(self) -> None: ...
+    async def disconnect(self) -> None: ...
+    def connection(self) -> AbstractAsyncContextManager[Connection]: ...
+
+
+def import_tuple(record: ImportRecord) -> ImportTuple:
+    return (
+        record.id, record.source, record.username, record.state, record.created_at,
+        record.started_at, record.finished_at, record.pages, record.pages_total, record.games,
+        record.error, record.message,
+    )  # fmt: skip
 
 
 def game_tuple(row: GameRow) -> GameTuple:
@@ -92,15 +131,15 @@ def check_rows(source: str, username: str, rows: Sequence[GameRow]) -> None:
 
 
 class SQLStore(Store, abc.ABC):
-    """A `Store` over a `databases.Database`; subclasses add schema and bulk writes."""
+    """A `Store` over a `Database`; subclasses add schema and bulk writes."""
 
     # SQL expression giving "YYYY-MM" (UTC) of player_games.end_time.
     month_sql: ClassVar[str]
     # Options for the read-only transaction that keeps a summary self-consistent.
     snapshot_options: ClassVar[dict[str, Any]] = {}
 
-    def __init__(self, url: str, **options: Any) -> None:
-        self._db = Database(url, **options)
+    def __init__(self, db: Database) -> None:
+        self._db = db
 
     def _writing(self) -> AbstractAsyncContextManager[object]:
         """Held around every write; a backend may serialise writers here."""
@@ -111,13 +150,6 @@ class SQLStore(Store, abc.ABC):
 
     async def ping(self) -> None:
         await self._db.fetch_val("SELECT 1")
-
-    async def create_import(self, record: ImportRecord) -> None:
-        names = ", ".join(IMPORT_COLUMNS)
-        marks = ", ".join(f":{c}" for c in IMPORT_COLUMNS)
-        values = {c: getattr(record, c) for c in IMPORT_COLUMNS}
-        async with self._writing():
-            await self._db.execute(f"INSERT INTO imports ({names}) VALUES ({marks})", values)
 
     async def mark_running(self, import_id: str, started_at: float) -> None:
         async with self._writing():
@@ -167,6 +199,21 @@ class SQLStore(Store, abc.ABC):
                 },
             )
 
+    async def delete_ended_imports(self, before: float, batch: int) -> int:
+        # Found without the write lock, then deleted by key: SQLite's writer is not
+        # held while a scan looks for them. The condition is checked again on delete.
+        rows = await self._db.fetch_all(_ENDED, {"before": before, "batch": batch})
+        if not rows:
+            return 0
+        ids = {f"id{n}": row[0] for n, row in enumerate(rows)}
+        marks = ", ".join(f":{name}" for name in ids)
+        async with self._writing():
+            deleted = await self._db.fetch_all(
+                f"DELETE FROM imports WHERE id IN ({marks}) AND {_ENDED_WHERE} RETURNING id",
+                {**ids, "before": before},
+            )
+        return len(deleted)
+
     async def get_import(self, import_id: str) -> ImportRecord | None:
         row = await self._db.fetch_one(
             f"SELECT {', '.join(IMPORT_COLUMNS)} FROM imports WHERE id = :id", {"id": import_id}
@@ -200,7 +247,16 @@ class SQLStore(Store, abc.ABC):
         )
         return [row[0] for row in rows]
 
-    async def player_summary(self, source: str, username: str) -> PlayerSummary:
+    async def player_updated_at(self, source: str, username: str) -> float | None:
+        value: float | None = await self._db.fetch_val(
+            "SELECT updated_at FROM players WHERE source = :source AND username = :username",
+            {"source": source, "username": username},
+        )
+        return value
+
+    async def player_summary(
+        self, source: str, username: str, games: Games = "standard"
+    ) -> PlayerSummary:
         who = {"source": source, "username": username}
         async with self._db.connection() as conn, conn.transaction(**self.snapshot_options):
             tally = await conn.fetch_all(_TALLY, who)
@@ -221,7 +277,7 @@ class SQLStore(Store, abc.ABC):
         )
 
 
-def _records(tally: Sequence[DbRecord], key: str) -> dict[str, Record]:
+def _records(tally: Sequence[Any], key: str) -> dict[str, Record]:
     counts: dict[str, dict[str, int]] = {}
     for row in tally:
         outcome = counts.setdefault(row[key], {"win": 0, "draw": 0, "loss": 0})

@@ -6,13 +6,14 @@ import asyncio
 import random
 import sqlite3
 import sys
+import threading
 import time
 from collections.abc import AsyncIterator, Awaitable, Callable, Iterator
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from pathlib import Path
 from subprocess import PIPE
-from typing import Any, TypeVar
+from typing import Any, TypeVar, cast
 from urllib.parse import urlsplit
 
 import aiosqlite
@@ -20,10 +21,21 @@ import asyncpg
 import msgspec
 import pytest
 
-from hub.store import DEFAULT_URL, GameRow, ImportRecord, PlayerSummary, Store, open_store
-from hub.store.base import MonthCount, RatingPoint, Record
+from hub.janitor import Janitor
+from hub.store import (
+    DEFAULT_URL,
+    GameRow,
+    ImportRecord,
+    PlayerSummary,
+    SQLiteStore,
+    Store,
+    open_store,
+)
+from hub.store.base import Games, MonthCount, RatingPoint, Record
 from hub.store.schema import LATEST_VERSION, VERSION_TABLE, Dialect, SchemaError, pending
 from hub.store.sql import MAX_RATING_POINTS
+from hub.store.sqlite_pool import SQLitePool, immediate
+from hub.summary import Summaries
 from tests.conftest import scratch_database
 
 ROOT = Path(__file__).resolve().parents[2]
@@ -488,3 +500,240 @@ async def test_store_page_throughput(store: Store, backend: Backend, page_size: 
     print(f"\n{backend.kind}: {total} rows in pages of {page_size}: {total / elapsed:,.0f} rows/s")
     assert new == total
     assert await store.count_games("lichess", "alice") == total
+
+
+# --- many imports at once, and their end -------------------------------------------------
+
+
+async def test_create_imports_writes_a_batch_in_one_transaction(store: Store) -> None:
+    batch = [new_import(f"i{n}", f"p{n}") for n in range(50)]
+    await store.create_imports(batch)
+    await store.create_imports([])
+    for record in batch:
+        assert await store.get_import(record.id) == record
+
+
+@pytest.mark.parametrize("duplicate", ["stored", "within"])
+async def test_a_failing_batch_leaves_no_row(store: Store, duplicate: str) -> None:
+    await store.create_import(new_import("old"))
+    clash = "old" if duplicate == "stored" else "a"
+    # The clash comes last, so the rows before it were already written when it failed.
+    batch = [new_import("a"), new_import("b", "bob"), new_import(clash, "carol")]
+    with pytest.raises(DB_ERRORS):
+        await store.create_imports(batch)
+    assert [await store.get_import(i) for i in ("a", "b")] == [None, None]
+    assert await store.get_import("old") == new_import("old")
+    # The store is still usable afterwards.
+    await store.create_imports(batch[:2])
+    assert await store.get_import("b") == batch[1]
+
+
+async def test_delete_ended_imports_in_batches(store: Store, backend: Backend) -> None:
+    cut = 10_000.0
+    for n, state in enumerate(["done", "failed", "cancelled", "done", "failed"]):
+        await store.create_import(new_import(f"old-{state}-{n}"))
+        await store.finish_import(f"old-{state}-{n}", state, cut - 100 + n)
+    await store.create_import(new_import("recent"))
+    await store.finish_import("recent", "done", cut + 1)
+    await store.create_import(new_import("queued"))  # never finished: never deleted
+    await store.create_import(new_import("running"))
+    await store.mark_running("running", cut - 500)
+    await store.create_import(new_import("paged"))
+    await store.store_page("paged", "lichess", "alice", [game("g1"), game("g2")], 1, "c1")
+    await store.finish_import("paged", "done", cut - 1)
+
+    assert await store.delete_ended_imports(cut, batch=4) == 4
+    assert await store.delete_ended_imports(cut, batch=4) == 2
+    assert await store.delete_ended_imports(cut, batch=4) == 0
+    left = await backend.sql("SELECT id FROM imports ORDER BY id")
+    assert left == [("queued",), ("recent",), ("running",)]
+    # Games, the player's games and the cursor outlive the import that stored them.
+    assert await stored_games(backend) == 2
+    assert await store.count_games("lichess", "alice") == 2
+    assert await store.get_cursor("lichess", "alice") == "c1"
+
+
+async def test_janitor_deletes_what_ended_before_the_kept_days(
+    store: Store, backend: Backend
+) -> None:
+    day = 86400.0
+    now = 100 * day
+    for n in range(7):  # finished 40, 39 ... 34 days ago
+        await store.create_import(new_import(f"i{n}"))
+        await store.finish_import(f"i{n}", "done", now - (40 - n) * day)
+    await store.create_import(new_import("waiting"))
+    janitor = Janitor(store, keep_days=36, clock=lambda: now, batch=2)
+    assert await janitor.sweep() == 4  # two full batches, then none
+    assert await janitor.sweep() == 0
+    left = await backend.sql("SELECT id FROM imports ORDER BY id")
+    assert left == [("i4",), ("i5",), ("i6",), ("waiting",)]
+
+
+async def test_janitor_runs_at_start_and_stops(store: Store, backend: Backend) -> None:
+    await store.create_import(new_import("old"))
+    await store.finish_import("old", "done", 1.0)
+    async with Janitor(store, keep_days=1, clock=time.time, every_s=3600):
+        deadline = time.monotonic() + 10
+        while await store.get_import("old") is not None:
+            assert time.monotonic() < deadline, "the first sweep did not run"
+            await asyncio.sleep(0.01)
+    assert await backend.sql("SELECT count(*) FROM imports") == [(0,)]
+
+
+# --- summaries ----------------------------------------------------------------------------
+
+
+async def test_every_stored_page_changes_the_player_version(store: Store) -> None:
+    assert await store.player_updated_at("lichess", "alice") is None
+    await store.create_import(new_import("i1"))
+    seen = set()
+    for page, cursor in enumerate(["c1", None, None]):  # with a cursor or without
+        rows = [game(f"g{page}")] if page < 2 else []  # with games or without
+        await store.store_page("i1", "lichess", "alice", rows, None, cursor)
+        version = await store.player_updated_at("lichess", "alice")
+        assert version is not None and version not in seen
+        seen.add(version)
+    assert await store.get_cursor("lichess", "alice") == "c1"
+    assert await store.player_updated_at("lichess", "bob") is None
+
+
+class CountingStore:
+    """Counts the summaries a store computes, and can hold them until released."""
+
+    def __init__(self, store: Store) -> None:
+        self.store = store
+        self.computed = 0
+        self.running = 0
+        self.most = 0
+        self.gate = asyncio.Event()
+        self.gate.set()
+
+    async def player_updated_at(self, source: str, username: str) -> float | None:
+        return await self.store.player_updated_at(source, username)
+
+    async def player_summary(self, source: str, username: str, games: Games) -> PlayerSummary:
+        self.running += 1
+        self.most = max(self.most, self.running)
+        try:
+            await self.gate.wait()
+            self.computed += 1
+            return await self.store.player_summary(source, username, games)
+        finally:
+            self.running -= 1
+
+
+async def test_summary_is_cached_until_the_next_page(store: Store, backend: Backend) -> None:
+    counting = CountingStore(store)
+    summaries = Summaries(cast(Store, counting), concurrency=4)
+    await store.create_import(new_import("i1"))
+    await store.store_page("i1", "lichess", "alice", [game("g1")], None, "c1")
+    first = await summaries.get("lichess", "alice", "standard")
+    assert first.games == 1
+    for _ in range(3):
+        assert await summaries.get("lichess", "alice", "standard") is first
+    assert counting.computed == 1
+    await summaries.get("lichess", "alice", "all")  # cached apart
+    assert counting.computed == 2
+
+    await store.store_page("i1", "lichess", "alice", [game("g2")], None, None)
+    assert (await summaries.get("lichess", "alice", "standard")).games == 2
+    assert counting.computed == 3
+    # Another process's store, as a second hub on the same database would have.
+    other = open_store(backend.url)
+    await other.connect()
+    try:
+        await other.store_page("i1", "lichess", "alice", [game("g3")], None, None)
+    finally:
+        await other.close()
+    assert (await summaries.get("lichess", "alice", "standard")).games == 3
+
+
+async def test_summaries_wait_their_turn_and_none_fails(store: Store) -> None:
+    counting = CountingStore(store)
+    summaries = Summaries(cast(Store, counting), concurrency=3)
+    await store.create_import(new_import("i1"))
+    await store.store_page("i1", "lichess", "alice", [game("g1")], None, "c1")
+    counting.gate.clear()
+    players = [f"p{n % 10}" for n in range(200)]  # ten players, twenty requests each
+    asks = [asyncio.create_task(summaries.get("lichess", name, "standard")) for name in players]
+    deadline = time.monotonic() + 10
+    while counting.running < 3:
+        assert time.monotonic() < deadline
+        await asyncio.sleep(0.01)
+    assert counting.running == 3 and not any(t.done() for t in asks)
+    counting.gate.set()
+    results = await asyncio.gather(*asks)
+    assert [r.username for r in results] == players
+    assert counting.most == 3
+    assert counting.computed == 10  # one per player: the rest found it cached
+
+
+# --- threads ------------------------------------------------------------------------------
+
+
+async def test_sqlite_queries_run_on_a_fixed_set_of_threads(tmp_path: Path) -> None:
+    before = threading.active_count()
+    store = SQLiteStore(str(tmp_path / "hub.db"), readers=4)
+    await store.connect()
+    most = threading.active_count()
+
+    async def read(n: int) -> None:
+        nonlocal most
+        await store.player_summary("lichess", f"p{n % 7}")
+        await store.count_games("lichess", f"p{n}")
+        most = max(most, threading.active_count())
+
+    async def write(n: int) -> None:
+        nonlocal most
+        await store.create_import(new_import(f"i{n}", f"p{n}"))
+        await store.store_page(f"i{n}", "lichess", f"p{n}", [game(f"g{n}", f"p{n}")], 1, "c")
+        most = max(most, threading.active_count())
+
+    try:
+        await asyncio.gather(*(read(n) for n in range(500)), *(write(n) for n in range(100)))
+    finally:
+        await store.close()
+    assert most <= before + 5  # four readers and the writer
+    assert await store_count(tmp_path / "hub.db") == 100
+    deadline = time.monotonic() + 10
+    while threading.active_count() > before:  # each thread ends when its connection closes
+        assert time.monotonic() < deadline, threading.enumerate()
+        await asyncio.sleep(0.01)
+
+
+async def store_count(path: Path) -> int:
+    async with aiosqlite.connect(path) as conn:
+        [(count,)] = list(await conn.execute_fetchall("SELECT count(*) FROM player_games"))
+        return int(count)
+
+
+async def test_sqlite_readers_refuse_to_write(tmp_path: Path) -> None:
+    pool = SQLitePool(tmp_path / "hub.db", readers=1)
+    await pool.connect()
+    try:
+        await pool.execute("CREATE TABLE t (x INTEGER)")
+        async with pool.connection() as conn:
+            with pytest.raises(sqlite3.OperationalError, match="readonly"):
+                await conn.execute("INSERT INTO t VALUES (1)")
+        await pool.execute("INSERT INTO t VALUES (:x)", {"x": 2})
+        assert await pool.fetch_val("SELECT x FROM t") == 2
+    finally:
+        await pool.disconnect()
+
+
+async def test_sqlite_writes_inside_a_write_transaction_join_it(tmp_path: Path) -> None:
+    pool = SQLitePool(tmp_path / "hub.db", readers=1)
+    await pool.connect()
+    try:
+        await pool.execute("CREATE TABLE t (x INTEGER)")
+        with pytest.raises(LookupError):
+            async with pool.writing() as raw, immediate(raw):
+                await pool.execute("INSERT INTO t VALUES (1)")
+                await pool.executemany("INSERT INTO t VALUES (?)", [(2,), (3,)])
+                assert await pool.fetch_val("SELECT count(*) FROM t") == 3  # its own writes
+                raise LookupError("undo")
+        assert await pool.fetch_val("SELECT count(*) FROM t") == 0
+        assert await pool.executemany("INSERT INTO t VALUES (?)", [(4,), (5,)]) == 2
+        assert await pool.fetch_val("SELECT count(*) FROM t") == 2
+    finally:
+        await pool.disconnect()
