@@ -202,14 +202,14 @@ class Fanout:
             return
         done = 0
         if moved is not None:  # everyone behind it moved up
-            for entry, position, raw in frame.walk(line, moved, now):
+            for entry, position, raw in frame.walk(self.slots, moved, now):
                 self._offer(entry, position, raw, now)
             done = moved
         # The head's estimates move with every page; the rest drift slowly, a slice a pass.
-        head = itertools.islice(frame.walk(line, 0, now), self.slots.horizon)
+        head = itertools.islice(frame.walk(self.slots, 0, now), self.slots.horizon)
         self._check(head, now, done)
         after = self._drift_after
-        tail = list(itertools.islice(frame.walk(line, after, now), self.slots.horizon))
+        tail = list(itertools.islice(frame.walk(self.slots, after, now), self.slots.horizon))
         self._check(tail, now, done)
         self._drift_after = tail[-1][0].seq if len(tail) == self.slots.horizon else 0
 
@@ -281,7 +281,7 @@ class Fanout:
         waiting = [
             p.WaitingRow(position, e.source, p.mask(e.username), e.import_id)
             for position, e in enumerate(
-                itertools.islice(slots.line.values(), self.board_rows), start=1
+                itertools.islice(slots.waiting(), self.board_rows), start=1
             )
         ]
         paused = [

@@ -171,7 +171,9 @@ class ImportHub:
         if exc.code != "queue_full" or not self.queue.slots.line:
             return exc.message
         slots = self.queue.slots
-        last = next(reversed(slots.line.values()))
+        last = slots.order.last()
+        if last is None:
+            return exc.message
         now = self.clock()
         frame = self.fanout.frame or slots.frame(now)
         wait = slots.estimate(last, frame, now).eta_s

@@ -3,13 +3,13 @@
 from __future__ import annotations
 
 from collections import deque
-from collections.abc import Iterable, Mapping
+from collections.abc import Iterable, Iterator, Mapping
 from dataclasses import dataclass, field
 
 from hub.queue.accuracy import Accuracy
 from hub.queue.eta import Ewma, remaining
 from hub.queue.frame import Frame, make_frame
-from hub.queue.index import LineIndex
+from hub.queue.index import Arrivals, LineIndex
 
 WAITING = "waiting"
 RUNNING = "running"
@@ -167,9 +167,10 @@ class Slots:
         self.by_key: dict[tuple[str, str], str] = {}
         self.tickets: dict[str, Ticket] = {}
         self.per_address: dict[str, int] = {}
-        # Insertion-ordered by seq: the global line and one line per upstream.
-        self.line: dict[str, Entry] = {}
-        self.lines: dict[str, dict[str, Entry]] = {source: {} for source in self.lanes}
+        self.line: dict[str, Entry] = {}  # the waiting imports, for lookups and length
+        # Their order: the whole line, and each upstream's (heads left lazily on admission).
+        self.order: Arrivals[Entry] = Arrivals()
+        self.lines: dict[str, deque[Entry]] = {source: deque() for source in self.lanes}
         self.index = LineIndex(self.lanes)
         self.running: dict[str, Entry] = {}
         self.in_lane: dict[str, int] = dict.fromkeys(self.lanes, 0)
@@ -195,6 +196,20 @@ class Slots:
     def position(self, entry: Entry) -> int:
         return self.index.rank(entry.seq)
 
+    def waiting(self, after: int = 0) -> Iterator[Entry]:
+        """The waiting imports that arrived after `after`, in line order."""
+        return self.order.after(after)
+
+    def waiting_in(self, source: str) -> int:
+        return self.index.totals(source)[0]
+
+    def _head(self, source: str) -> Entry | None:
+        """The oldest waiting import of one upstream."""
+        lane = self.lines[source]
+        while lane and lane[0].import_id not in self.line:
+            lane.popleft()
+        return lane[0] if lane else None
+
     def frame(self, now: float) -> Frame:
         """Estimates as of `now`: O(horizon) once, then O(log n) per waiter."""
         return make_frame(self, now)
@@ -208,7 +223,7 @@ class Slots:
         """Every waiter's estimate, in one O(n) walk: for tools and tests, not for passes."""
         frame = self.frame(now)
         result = {}
-        for entry, position, raw in frame.walk(self.line, 0, now):
+        for entry, position, raw in frame.walk(self, 0, now):
             low, eta, high = self.accuracy.correct(raw)
             result[entry.import_id] = Estimate(position, eta, low, high)
         return result
@@ -420,13 +435,11 @@ class Slots:
         decisions: list[Decision] = []
         while len(self.running) < self.slots:
             best: Entry | None = None
-            for source, line in self.lines.items():
-                if not line or self.in_lane[source] >= self.lanes[source]:
+            for source in self.lanes:
+                if self.in_lane[source] >= self.lanes[source] or source in self.paused:
                     continue
-                if source in self.paused:
-                    continue
-                head = next(iter(line.values()))
-                if best is None or head.seq < best.seq:
+                head = self._head(source)
+                if head is not None and (best is None or head.seq < best.seq):
                     best = head
             if best is None:
                 break
@@ -480,13 +493,15 @@ class Slots:
         return decisions
 
     def _enqueue(self, entry: Entry) -> None:
+        """Into line by arrival number: new arrivals, and lines read back in order."""
         self.line[entry.import_id] = entry
-        self.lines[entry.source][entry.import_id] = entry
+        self.order.add(entry.seq, entry)
+        self.lines[entry.source].append(entry)
         self.index.add(entry.seq, entry.source, entry.size)
 
     def _dequeue(self, entry: Entry) -> None:
         del self.line[entry.import_id]
-        del self.lines[entry.source][entry.import_id]
+        self.order.remove(entry.seq)
         self.index.remove(entry.seq, entry.source, entry.size)
         if self.moved_after is None or entry.seq < self.moved_after:
             self.moved_after = entry.seq
@@ -517,6 +532,7 @@ class Slots:
         self.per_address.clear()
         self._detached.clear()
         self.line.clear()
+        self.order.clear()
         self.running.clear()
         for line in self.lines.values():
             line.clear()

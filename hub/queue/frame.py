@@ -50,15 +50,12 @@ class Frame:
             start = self._beyond(entry.source, work)
         return max(start - (now - self.now), 0.0)
 
-    def walk(
-        self, line: dict[str, Entry], after: int, now: float
-    ) -> Iterator[tuple[Entry, int, float]]:
+    def walk(self, slots: Slots, after: int, now: float) -> Iterator[tuple[Entry, int, float]]:
         """(entry, position, raw wait) of every waiter that arrived after `after`, in order."""
-        skipped = self.index.rank(after) if after > 0 else 0
+        position = self.index.rank(after) if after > 0 else 0
         elapsed = now - self.now
-        position = skipped
         work: dict[str, float] | None = None
-        for entry in itertools.islice(line.values(), skipped, None):
+        for entry in slots.waiting(after):
             position += 1
             start = self.starts.get(entry.import_id)
             if start is None:
@@ -105,7 +102,7 @@ def make_frame(slots: Slots, now: float) -> Frame:
         # closer to this line's truth than a long-run mean of whole imports.
         typical = ewma.expected(round(pages / sized)) if sized else ewma.duration_s
         unit[lane] = (ewma.overhead_s, ewma.page_s, typical)
-    head = list(itertools.islice(slots.line.values(), slots.horizon))
+    head = list(itertools.islice(slots.waiting(), slots.horizon))
     blocked = frozenset(slots.paused)
     waiting_costs = [
         (

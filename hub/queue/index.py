@@ -2,7 +2,10 @@
 
 from __future__ import annotations
 
-from collections.abc import Iterable
+from collections.abc import Iterable, Iterator
+from typing import Generic, TypeVar
+
+T = TypeVar("T")
 
 _MIN_CAPACITY = 1024
 
@@ -165,3 +168,68 @@ def _first(values: list[int]) -> int | None:
 
 def _last(values: list[int]) -> int | None:
     return next((i for i in range(len(values) - 1, -1, -1) if values[i]), None)
+
+
+class Arrivals(Generic[T]):
+    """Waiting items by arrival number, in order: a list with holes, trimmed from the front.
+
+    Arrival numbers are consecutive, so an item's place is its number minus the
+    first one kept: adding, removing and starting a walk anywhere are O(1), and
+    a line that only ever loses its head never shifts a list.
+    """
+
+    __slots__ = ("_base", "_head", "_items")
+
+    def __init__(self) -> None:
+        self._items: list[T | None] = []
+        self._base = 0  # arrival number of _items[0]
+        self._head = 0  # index of the first place that may hold an item
+
+    def add(self, seq: int, item: T) -> None:
+        if not self._items:
+            self._base, self._head = seq, 0
+        elif seq < self._base + self._head:
+            # An arrival older than the head (a line read back, an import sent back).
+            self._compact()
+            self._items[:0] = [None] * (self._base - seq)
+            self._base = seq
+        i = seq - self._base
+        if i >= len(self._items):
+            self._items.extend([None] * (i - len(self._items) + 1))
+        self._items[i] = item
+
+    def remove(self, seq: int) -> None:
+        items = self._items
+        i = seq - self._base
+        if 0 <= i < len(items):
+            items[i] = None
+        while self._head < len(items) and items[self._head] is None:
+            self._head += 1
+        if self._head == len(items):
+            items.clear()
+            self._head = 0
+        elif self._head > 1024 and self._head * 2 > len(items):
+            self._compact()
+
+    def after(self, seq: int) -> Iterator[T]:
+        """The items that arrived after `seq`, in order."""
+        items = self._items
+        for i in range(max(seq + 1 - self._base, self._head), len(items)):
+            item = items[i]
+            if item is not None:
+                yield item
+
+    def last(self) -> T | None:
+        for i in range(len(self._items) - 1, self._head - 1, -1):
+            if self._items[i] is not None:
+                return self._items[i]
+        return None
+
+    def clear(self) -> None:
+        self._items.clear()
+        self._head = 0
+
+    def _compact(self) -> None:
+        del self._items[: self._head]
+        self._base += self._head
+        self._head = 0
