@@ -5,6 +5,7 @@ from __future__ import annotations
 import asyncio
 import json
 import re
+import time
 from typing import Any
 
 from tests.conftest import HubFactory
@@ -185,8 +186,13 @@ async def test_cancel_running_keeps_stored_pages(slow_sim: Proc, hub_factory: Hu
     assert failed["type"] == "failed" and failed["code"] == "cancelled"
     pages = len(client.of("progress"))
     assert 1 <= pages < 40
-    state = hub.get_json(f"/api/imports/{failed['import_id']}")
-    assert state["state"] == "cancelled" and state["games"] == pages * 5
+    # The ticket is told at once; the import itself stops at its next page boundary.
+    deadline = time.monotonic() + 30
+    while (state := hub.get_json(f"/api/imports/{failed['import_id']}"))["state"] == "running":
+        assert time.monotonic() < deadline, state
+        await asyncio.sleep(0.05)
+    assert state["state"] == "cancelled" and pages <= state["pages"] < 40
+    assert state["games"] == state["pages"] * 5  # every stored page is kept
 
 
 async def test_board_masks_players(slow_sim: Proc, hub_factory: HubFactory) -> None:
@@ -203,7 +209,14 @@ async def test_board_masks_players(slow_sim: Proc, hub_factory: HubFactory) -> N
         if board["running"] and board["waiting"]:
             break
     assert board["running"][0]["player"] == "bo…"
-    assert board["waiting"][0] == {"position": 1, "source": "chesscom", "player": "bo…"}
+    waiting = board["waiting"][0]
+    assert waiting == {
+        "position": 1,
+        "source": "chesscom",
+        "player": "bo…",
+        "import_id": waiting["import_id"],
+    }
+    assert waiting["import_id"] in {t["import_id"] for o in others for t in o.of("ticket")}
     api = hub.get_json("/api/queue")
     assert api["slots_total"] == 1
     for o in others:
