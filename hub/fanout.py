@@ -8,7 +8,7 @@ from collections.abc import Callable, Iterable
 
 from hub import protocol as p
 from hub.mailbox import Mailbox
-from hub.queue.core import Entry, Slots
+from hub.queue.core import WAITING, Entry, Slots
 from hub.queue.frame import Frame
 
 INF = float("inf")
@@ -121,7 +121,12 @@ class Fanout:
             followers.pop(client, None)
             if not followers:
                 del self.followers[import_id]
-        client.mailbox.discard("queued:" + import_id)
+        entry = self.slots.entries.get(import_id)
+        if entry is not None and entry.state == WAITING:
+            # The import waits on without this socket: an unsent position no longer holds.
+            # Once it started or ended, that position is what the socket must read before
+            # `started`, however far behind the socket is.
+            client.mailbox.discard("queued:" + import_id)
 
     def release(self, ticket: str) -> None:
         """The ticket ended: nobody follows the import through it any more."""

@@ -81,6 +81,7 @@ class Runner:
         # Replaced by the real outcome unless the task is cancelled at shutdown; the pages
         # stored so far are counted either way.
         outcome = Outcome(state="failed", code="interrupted", message=INTERRUPTED)
+        unwritten = False
         try:
             try:
                 await self.rows.written(entry.import_id)
@@ -99,6 +100,7 @@ class Runner:
             )
         except HubError as exc:  # the row never reached the database
             outcome = Outcome(state="failed", code=exc.code, message=exc.message)
+            unwritten = True
         except Exception as exc:
             if not self.store.is_unavailable(exc):
                 raise
@@ -108,7 +110,7 @@ class Runner:
             del self.running[entry.import_id]
             outcome.pages = max(outcome.pages, run.page)
             outcome.games_new = max(outcome.games_new, run.games)
-            final = self._final(entry, run, outcome)
+            final = self._final(entry, run, outcome, unwritten)
         return outcome, final
 
     async def _interrupted(self, import_id: str) -> None:
@@ -145,10 +147,18 @@ class Runner:
         )
         self.fanout.to_import(run.entry.import_id, msg)
 
-    def _final(self, entry: Entry, run: Running, outcome: Outcome) -> p.ServerMessage:
+    def _final(
+        self, entry: Entry, run: Running, outcome: Outcome, unwritten: bool = False
+    ) -> p.ServerMessage:
         duration = self.clock() - run.started
         final: p.ServerMessage
-        if outcome.state == "done":
+        if unwritten:
+            # Its batch of rows failed: the same `error` as the imports of that batch
+            # still in line, though this one was admitted before the batch came back.
+            final = p.Error(
+                outcome.code or "internal", outcome.message or "Import failed.", entry.import_id
+            )
+        elif outcome.state == "done":
             final = p.Done(
                 entry.import_id,
                 outcome.games_new,

@@ -479,6 +479,9 @@ class Slots:
             decisions += self._remove(entry, "cancelled" if cancelled else "abandoned", now)
         elif not entry.kept and not entry.stopping:
             entry.stopping = True
+            # A stopping import takes no new followers: the next request for this player
+            # is a new import, in line like any other.
+            self.by_key.pop((entry.source, entry.username), None)
             decisions.append(Stop(entry.import_id))
         return decisions
 
@@ -508,7 +511,9 @@ class Slots:
 
     def _forget(self, entry: Entry) -> None:
         del self.entries[entry.import_id]
-        self.by_key.pop((entry.source, entry.username), None)
+        key = (entry.source, entry.username)
+        if self.by_key.get(key) == entry.import_id:  # not a newer import of the same player
+            del self.by_key[key]
         for ticket in entry.tickets:
             held = self.tickets.pop(ticket, None)
             self._detached.pop(ticket, None)

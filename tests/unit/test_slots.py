@@ -200,3 +200,14 @@ def test_lichess_lane_estimate_waits_for_its_lane() -> None:
     join(s, 0, "lichess")
     join(s, 1, "lichess")
     assert s.estimates(0.0)["i1"].eta_s == pytest.approx(10.0)
+
+
+def test_a_stopping_import_takes_no_new_followers() -> None:
+    s = make(slots=1)
+    join(s, 0)
+    assert Stop("i0") in s.cancel("t0", 1.0)  # its only follower left: it stops
+    entry, joined, _ = s.join("t-late", "i-late", "chesscom", "player0", 2.0, "a-late")
+    assert not joined and entry.import_id == "i-late" and "i-late" in s.line
+    # The stopped import's end frees the slot for the new one, and the key stays the new one's.
+    assert admitted(s.finished("i0", 3.0, ok=False)) == ["i-late"]
+    assert s.by_key[("chesscom", "player0")] == "i-late"
