@@ -268,6 +268,38 @@ export function drawRatingChart(container, points) {
   container.append(legend);
 }
 
+// Below this width (of the table's box) the split bar gets a row of its own, under the numbers.
+const NARROW_TABLE_PX = 460;
+
+function splitBar(group) {
+  const total = group.win + group.draw + group.loss;
+  const stack = htmlEl("div", { class: "stack", "aria-hidden": "true" });
+  for (const [key, letter, word] of [
+    ["win", "W", "wins"],
+    ["draw", "D", "draws"],
+    ["loss", "L", "losses"],
+  ]) {
+    const value = group[key];
+    if (!value) {
+      continue;
+    }
+    const seg = htmlEl("span", { class: `seg ${key}`, title: `${formatNumber(value)} ${word}` });
+    seg.style.width = `${total ? (value / total) * 100 : 0}%`;
+    seg.textContent = `${formatNumber(value)}${letter}`;
+    stack.append(seg);
+  }
+  return stack;
+}
+
+/** A label that does not fit its segment is dropped whole, never cut ("424L" as "42"). */
+function fitLabels(container) {
+  for (const seg of container.querySelectorAll(".seg")) {
+    if (seg.scrollWidth > seg.clientWidth) {
+      seg.textContent = "";
+    }
+  }
+}
+
 /** Wins, draws and losses per group as a table with numbers and a stacked bar per row. */
 export function drawRecordTable(container, caption, groupLabel, groups) {
   container.replaceChildren();
@@ -275,8 +307,9 @@ export function drawRecordTable(container, caption, groupLabel, groups) {
     container.append(htmlEl("p", { class: "empty" }, "No games yet."));
     return;
   }
+  const narrow = (container.clientWidth || 600) < NARROW_TABLE_PX;
   const wrap = htmlEl("div", { class: "table-scroll" });
-  const table = htmlEl("table", { class: "record" });
+  const table = htmlEl("table", { class: narrow ? "record narrow" : "record" });
   table.append(htmlEl("caption", {}, caption));
   const head = htmlEl("tr");
   head.append(htmlEl("th", { scope: "col" }, groupLabel));
@@ -291,7 +324,9 @@ export function drawRecordTable(container, caption, groupLabel, groups) {
     th.append(htmlEl("span", { class: "long" }, long), htmlEl("span", { class: "short", "aria-hidden": "true" }, short));
     head.append(th);
   }
-  head.append(htmlEl("th", { scope: "col", class: "split" }, "Split"));
+  if (!narrow) {
+    head.append(htmlEl("th", { scope: "col", class: "split" }, "Split"));
+  }
   const thead = htmlEl("thead");
   thead.append(head);
   table.append(thead);
@@ -303,30 +338,23 @@ export function drawRecordTable(container, caption, groupLabel, groups) {
     for (const value of [group.win, group.draw, group.loss, total]) {
       tr.append(htmlEl("td", { class: "num" }, formatNumber(value)));
     }
-    const cell = htmlEl("td", { class: "split" });
-    const stack = htmlEl("div", { class: "stack", "aria-hidden": "true" });
-    for (const [key, letter, word] of [
-      ["win", "W", "wins"],
-      ["draw", "D", "draws"],
-      ["loss", "L", "losses"],
-    ]) {
-      const value = group[key];
-      if (!value) {
-        continue;
-      }
-      const share = total ? (value / total) * 100 : 0;
-      const seg = htmlEl("span", { class: `seg ${key}`, title: `${formatNumber(value)} ${word}` });
-      seg.style.width = `${share}%`;
-      if (share >= 14) {
-        seg.textContent = `${formatNumber(value)}${letter}`;
-      }
-      stack.append(seg);
+    if (narrow) {
+      // The bar repeats the numbers above it, so it is hidden from screen readers.
+      tr.className = "numbers-row";
+      const barRow = htmlEl("tr", { class: "split-row", "aria-hidden": "true" });
+      const cell = htmlEl("td", { colspan: 5 });
+      cell.append(splitBar(group));
+      barRow.append(cell);
+      body.append(tr, barRow);
+    } else {
+      const cell = htmlEl("td", { class: "split" });
+      cell.append(splitBar(group));
+      tr.append(cell);
+      body.append(tr);
     }
-    cell.append(stack);
-    tr.append(cell);
-    body.append(tr);
   }
   table.append(body);
   wrap.append(table);
   container.append(wrap);
+  fitLabels(container);
 }

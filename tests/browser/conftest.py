@@ -2,8 +2,10 @@
 
 from __future__ import annotations
 
+import asyncio
+import json
 import os
-from collections.abc import AsyncIterator, Generator
+from collections.abc import AsyncIterator, Awaitable, Callable, Generator
 from pathlib import Path
 from typing import Any
 
@@ -14,6 +16,7 @@ from playwright.async_api import (
     ConsoleMessage,
     Dialog,
     Page,
+    WebSocketRoute,
     async_playwright,
 )
 
@@ -32,6 +35,8 @@ CHROMIUM_ARGS = [
 HAVE_CHROMIUM = Path(CHROMIUM).exists()
 ARTIFACTS = Path(__file__).resolve().parents[1] / "artifacts"
 DESKTOP = {"width": 1280, "height": 900}
+# axe-core from npm (tests/browser/package.json): `npm ci --prefix tests/browser`, as .ci/run does.
+AXE = Path(__file__).resolve().parent / "node_modules" / "axe-core" / "axe.min.js"
 
 
 def screenshot_path(name: str) -> str:
@@ -67,9 +72,12 @@ class Pages:
         self._dialogs_seen = 0
 
     async def context(
-        self, width: int = DESKTOP["width"], height: int = DESKTOP["height"]
+        self, width: int = DESKTOP["width"], height: int = DESKTOP["height"], **options: Any
     ) -> BrowserContext:
-        context = await self.browser.new_context(viewport={"width": width, "height": height})
+        """A fresh context; `options` go to Playwright (permissions, reduced_motion…)."""
+        context = await self.browser.new_context(
+            viewport={"width": width, "height": height}, **options
+        )
         self.contexts.append(context)
         return context
 
@@ -137,3 +145,76 @@ def pytest_runtest_call(item: pytest.Item) -> Generator[None, None, None]:
     if isinstance(watcher, Pages):
         watcher.check()
     return result
+
+
+AxeCheck = Callable[[Page, str], Awaitable[None]]
+
+
+@pytest.fixture
+def axe() -> AxeCheck:
+    """`await axe(page, label)` fails on any axe-core violation of impact serious or critical."""
+    if not AXE.exists():
+        why = f"no axe-core at {AXE}; run `npm ci --prefix tests/browser`"
+        if os.environ.get("CI") == "true":  # .ci/run installs it: its absence is a failure there
+            pytest.fail(why)
+        pytest.skip(why)
+    source = AXE.read_text()
+
+    async def check(page: Page, label: str) -> None:
+        # Evaluated, not added as a <script>: the page's CSP rightly refuses inline scripts.
+        if not await page.evaluate("typeof window.axe === 'object'"):
+            await page.evaluate(source)
+        violations = await page.evaluate(
+            """async () => {
+              const result = await axe.run(document, { resultTypes: ["violations"] });
+              return result.violations
+                .filter((v) => v.impact === "serious" || v.impact === "critical")
+                .map((v) => ({ id: v.id, impact: v.impact, help: v.help,
+                               nodes: v.nodes.map((n) => n.target.join(" ")).slice(0, 5) }));
+            }"""
+        )
+        assert violations == [], f"axe-core in the {label} state:\n" + json.dumps(
+            violations, indent=1
+        )
+
+    return check
+
+
+class ScriptedHub:
+    """A test fixture, not the hub: stands in for the hub's socket and says exactly what a test
+    scripts, so the page's handling of each documented message is tested deterministically,
+    including protocol additions whose backend lives elsewhere."""
+
+    def __init__(self) -> None:
+        self.routes: list[WebSocketRoute] = []
+        self.received: list[dict[str, Any]] = []
+        self.arrived = asyncio.Event()
+
+    def accept(self, ws: WebSocketRoute) -> None:
+        self.routes.append(ws)
+        ws.on_message(self._received)
+        self.send({"type": "hello", "protocol": 1, "slots_total": 2, "slots_free": 0, "queued": 3})
+
+    def _received(self, text: str | bytes) -> None:
+        self.received.append(json.loads(text))
+        self.arrived.set()
+
+    def send(self, message: dict[str, Any]) -> None:
+        self.routes[-1].send(json.dumps(message))
+
+    async def heard(self, kind: str, timeout: float = 5.0) -> dict[str, Any]:
+        """The first message of `kind` the page sent and no earlier call took, waiting for it."""
+
+        async def first() -> dict[str, Any]:
+            while True:
+                for message in self.received:
+                    if message["type"] == kind:
+                        self.received.remove(message)
+                        return message
+                self.arrived.clear()
+                await self.arrived.wait()
+
+        try:
+            return await asyncio.wait_for(first(), timeout)
+        except TimeoutError:
+            raise AssertionError(f"the page never sent {kind!r}; it sent {self.received}") from None

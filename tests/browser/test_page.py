@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import asyncio
 import datetime
 import json
 import re
@@ -12,7 +11,7 @@ from typing import Any
 import pytest
 from playwright.async_api import Page, WebSocketRoute, expect
 
-from tests.browser.conftest import Pages, screenshot_path
+from tests.browser.conftest import Pages, ScriptedHub, screenshot_path
 from tests.conftest import HubFactory
 from tests.procs import USER_AGENT, Proc
 
@@ -83,7 +82,7 @@ async def test_one_import_fills_the_bar_and_draws_the_charts(
         "Games of charted-p6x30 on chess.com"
     )
     await expect(page.locator("#analytics-status")).to_have_text(
-        "180 games stored for this player."
+        "180 games of standard chess stored for this player."
     )
     # games by month: one bar per month
     await expect(page.locator("#chart-months svg rect.bar")).to_have_count(6)
@@ -123,6 +122,9 @@ async def test_three_pages_queue_behind_one_slot(
     await expect(second.locator("#status-headline")).to_have_text("You are #1 in line")
     await start_import(third, "linethree-p10x4")
     await expect(third.locator("#status-headline")).to_have_text("You are #2 in line")
+    # The tab title carries the state, for a visitor looking at another tab.
+    await expect(third).to_have_title("(#2) Import hub")
+    await expect(first).to_have_title(re.compile(r"^\d{1,3}% · Import hub$"))
 
     for page in (second, third):
         await expect(page.locator("#queue-slots")).to_have_text("0 of 1 import slot available")
@@ -141,9 +143,11 @@ async def test_three_pages_queue_behind_one_slot(
 
     # the line moves: #2 becomes #1, then the import runs
     await expect(third.locator("#status-headline")).to_have_text("You are #1 in line", timeout=LONG)
+    await expect(third).to_have_title("(#1) Import hub")
     await expect(second.locator("#run-progress")).to_be_visible(timeout=LONG)
     for page in (first, second, third):
         await finished(page, timeout=2 * LONG)
+        await expect(page).to_have_title("✓ Done · Import hub")
     board = hub.get_json("/api/queue")
     assert board["running"] == [] and board["waiting_total"] == 0
 
@@ -184,6 +188,8 @@ async def test_ghost_player_gets_a_human_message(
     await expect(page.locator("#failed-message")).to_have_text(
         "We couldn't find that player on lichess. Check the spelling."
     )
+    await expect(page.locator("#failed-message")).to_have_class("problem")
+    await expect(page).to_have_title("✗ Failed · Import hub")
     await page.screenshot(path=screenshot_path("failed"), full_page=True)
     await page.get_by_role("button", name="Try again").click()
     await expect(page.get_by_label("Username")).to_be_focused()
@@ -228,7 +234,8 @@ async def test_markup_in_names_is_only_ever_text(
         json.dumps({"type": "import", "source": EVIL, "username": "ab"}),
     )
     await expect(error).to_have_text("Unknown source; expected chesscom or lichess.")
-    await asyncio.sleep(0.5)  # give any injected handler time to fire
+    # Text, never markup: no element was made from it, so no handler of it can ever fire.
+    assert "<img" not in await error.inner_html()
     assert await page.evaluate("document.querySelectorAll('img').length") == 0
     assert pages.dialogs == []
 
@@ -311,14 +318,26 @@ async def test_leave_queue_and_cancel(
     await start_import(leaver, "leaver-p3x2")
     await expect(leaver.locator("#status-headline")).to_have_text("You are #1 in line")
     await leaver.get_by_role("button", name="Leave queue").click()
-    await expect(leaver.locator("#status-headline")).to_have_text("Import stopped")
-    await expect(leaver.locator("#failed-message")).to_contain_text("The import was cancelled.")
+    # Leaving is the visitor's choice: said plainly, not drawn as an error.
+    await expect(leaver.locator("#status-headline")).to_have_text("You left the line")
+    await expect(leaver).to_have_title("Left the line · Import hub")
+    message = leaver.locator("#failed-message")
+    await expect(message).to_have_text(
+        "You left the line. Nothing was imported; you can join it again at any time."
+    )
+    await expect(message).to_have_class("outcome")
+    assert await message.evaluate("m => getComputedStyle(m, '::before').content") == "none"
+    await expect(leaver.get_by_role("button", name="Import again")).to_be_visible()
     await expect(runner.locator("#board-waiting")).to_have_text("Nobody is waiting.")
     assert await leaver.evaluate("localStorage.getItem('importHub.ticket')") is None
 
     await runner.get_by_role("button", name="Cancel").click()
     await expect(runner.locator("#status-headline")).to_have_text("Import stopped", timeout=LONG)
-    await expect(runner.get_by_role("button", name="Try again")).to_be_visible()
+    await expect(runner).to_have_title("Stopped · Import hub")
+    await expect(runner.locator("#failed-message")).to_have_text(
+        "You stopped the import. Games already imported are kept."
+    )
+    await expect(runner.get_by_role("button", name="Import again")).to_be_visible()
     await expect(leaver.locator("#board-running")).to_have_text("Nothing is importing right now.")
 
 
@@ -384,31 +403,6 @@ async def test_upstream_trouble_is_explained(
     await page.screenshot(path=screenshot_path("waiting"), full_page=True)
     await finished(page)
     await expect(page.locator("#done-new")).to_have_text("20")
-
-
-class ScriptedHub:
-    """Stands in for the hub's socket, so a test says exactly what the page hears and when."""
-
-    def __init__(self) -> None:
-        self.routes: list[WebSocketRoute] = []
-        self.received: list[dict[str, Any]] = []
-
-    def accept(self, ws: WebSocketRoute) -> None:
-        self.routes.append(ws)
-        ws.on_message(lambda text: self.received.append(json.loads(text)))
-        self.send({"type": "hello", "protocol": 1, "slots_total": 2, "slots_free": 0, "queued": 3})
-
-    def send(self, message: dict[str, Any]) -> None:
-        self.routes[-1].send(json.dumps(message))
-
-    async def heard(self, kind: str, timeout: float = 5.0) -> dict[str, Any]:
-        for _ in range(int(timeout / 0.05)):
-            for message in self.received:
-                if message["type"] == kind:
-                    self.received.remove(message)
-                    return message
-            await asyncio.sleep(0.05)
-        raise AssertionError(f"the page never sent {kind!r}; it sent {self.received}")
 
 
 async def test_wording_and_countdowns_against_a_scripted_hub(
@@ -523,12 +517,12 @@ async def test_wording_and_countdowns_against_a_scripted_hub(
     )
     await expect(headline).to_have_text("Import stopped")
     await expect(page.locator("#failed-message")).to_have_text(
-        "The import was cancelled. Games already imported are kept."
+        "You stopped the import. Games already imported are kept."
     )
     assert await page.evaluate("localStorage.getItem('importHub.ticket')") is None
 
     # A failure the page has no wording for shows the hub's own message, as text.
-    await page.get_by_role("button", name="Try again").click()
+    await page.get_by_role("button", name="Import again").click()
     assert (await fake.heard("import"))["username"] == "Scripted_1"
     fake.send(
         {
