@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import asyncio
 import json
 import os
 from collections.abc import AsyncIterator, Awaitable, Callable, Generator
@@ -16,11 +15,12 @@ from playwright.async_api import (
     ConsoleMessage,
     Dialog,
     Page,
-    WebSocketRoute,
     async_playwright,
+    expect,
 )
 
 from tests.conftest import HubFactory
+from tests.procs import Proc
 
 CHROMIUM = "/usr/bin/chromium"
 CHROMIUM_ARGS = [
@@ -37,6 +37,23 @@ ARTIFACTS = Path(__file__).resolve().parents[1] / "artifacts"
 DESKTOP = {"width": 1280, "height": 900}
 # axe-core from npm (tests/browser/package.json): `npm ci --prefix tests/browser`, as .ci/run does.
 AXE = Path(__file__).resolve().parent / "node_modules" / "axe-core" / "axe.min.js"
+
+
+LONG = 60_000  # ms: imports against the slow simulator take a few seconds each
+
+
+def page_url(hub: Proc) -> str:
+    return hub.url + "/"
+
+
+async def start_import(page: Page, username: str, source: str = "chesscom") -> None:
+    await page.get_by_label("Site").select_option(source)
+    await page.get_by_label("Username").fill(username)
+    await page.get_by_role("button", name="Import More Games").click()
+
+
+async def finished(page: Page, timeout: float = LONG) -> None:
+    await expect(page.locator("#status-headline")).to_have_text("Import finished", timeout=timeout)
 
 
 def screenshot_path(name: str) -> str:
@@ -178,43 +195,3 @@ def axe() -> AxeCheck:
         )
 
     return check
-
-
-class ScriptedHub:
-    """A test fixture, not the hub: stands in for the hub's socket and says exactly what a test
-    scripts, so the page's handling of each documented message is tested deterministically,
-    including protocol additions whose backend lives elsewhere."""
-
-    def __init__(self) -> None:
-        self.routes: list[WebSocketRoute] = []
-        self.received: list[dict[str, Any]] = []
-        self.arrived = asyncio.Event()
-
-    def accept(self, ws: WebSocketRoute) -> None:
-        self.routes.append(ws)
-        ws.on_message(self._received)
-        self.send({"type": "hello", "protocol": 1, "slots_total": 2, "slots_free": 0, "queued": 3})
-
-    def _received(self, text: str | bytes) -> None:
-        self.received.append(json.loads(text))
-        self.arrived.set()
-
-    def send(self, message: dict[str, Any]) -> None:
-        self.routes[-1].send(json.dumps(message))
-
-    async def heard(self, kind: str, timeout: float = 5.0) -> dict[str, Any]:
-        """The first message of `kind` the page sent and no earlier call took, waiting for it."""
-
-        async def first() -> dict[str, Any]:
-            while True:
-                for message in self.received:
-                    if message["type"] == kind:
-                        self.received.remove(message)
-                        return message
-                self.arrived.clear()
-                await self.arrived.wait()
-
-        try:
-            return await asyncio.wait_for(first(), timeout)
-        except TimeoutError:
-            raise AssertionError(f"the page never sent {kind!r}; it sent {self.received}") from None

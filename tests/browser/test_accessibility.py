@@ -2,40 +2,25 @@
 
 from __future__ import annotations
 
-import datetime
-import re
-from typing import Any
+import itertools
 
 import pytest
-from playwright.async_api import Page, expect
+from playwright.async_api import expect
 
-from tests.browser.conftest import AxeCheck, Pages, ScriptedHub, screenshot_path
-from tests.browser.test_page import LONG, finished, page_url, start_import
+from tests.browser.conftest import (
+    LONG,
+    AxeCheck,
+    Pages,
+    finished,
+    page_url,
+    screenshot_path,
+    start_import,
+)
+from tests.browser.scripted import ScriptedHub, queued, said, scripted_page, scripted_ticket
 from tests.conftest import HubFactory
 from tests.procs import Proc
 
 pytestmark = pytest.mark.browser
-
-# Keeps every text the live region takes, with the page's own clock, from before the page runs.
-RECORD_ANNOUNCEMENTS = """
-(() => {
-  window.__said = [];
-  const watch = (region) => new MutationObserver(() => {
-    const text = region.textContent.replace(/\\u00a0$/, "");
-    if (text) window.__said.push({ text, at: performance.now() });
-  }).observe(region, { childList: true, characterData: true, subtree: true });
-  const find = new MutationObserver(() => {
-    const region = document.getElementById("announcer");
-    if (region) { find.disconnect(); watch(region); }
-  });
-  find.observe(document, { childList: true, subtree: true });
-})();
-"""
-
-
-async def said(page: Page) -> list[dict[str, Any]]:
-    result: list[dict[str, Any]] = await page.evaluate("window.__said")
-    return result
 
 
 @pytest.mark.parametrize("width", [360, 1440])
@@ -68,49 +53,6 @@ async def test_axe_finds_nothing_serious_in_any_state(
     await waiter.screenshot(path=screenshot_path(f"a11y-failed-{width}"), full_page=True)
 
 
-async def scripted_page(
-    pages: Pages, hub: Proc, fake: ScriptedHub, **options: Any
-) -> tuple[Page, datetime.datetime]:
-    """A page whose socket is the scripted hub and whose clock the test moves."""
-    context = await pages.context(**options)
-    await context.route_web_socket(re.compile(r"/ws$"), fake.accept)
-    await context.add_init_script(RECORD_ANNOUNCEMENTS)
-    page = await pages.new(context=context)
-    start = datetime.datetime(2026, 3, 1, 12, 0, 0)
-    await page.clock.install(time=start)
-    await page.clock.pause_at(start + datetime.timedelta(seconds=1))
-    await page.goto(page_url(hub))
-    await fake.heard("watch_queue")
-    return page, start
-
-
-async def scripted_ticket(page: Page, fake: ScriptedHub, name: str = "Heard_1") -> None:
-    await start_import(page, name)
-    await fake.heard("import")
-    fake.send(
-        {
-            "type": "ticket",
-            "ticket": "T1",
-            "import_id": "i1",
-            "source": "chesscom",
-            "username": name.lower(),
-            "joined": False,
-        }
-    )
-
-
-def queued(position: int, eta_s: float = 600.0) -> dict[str, Any]:
-    return {
-        "type": "queued",
-        "import_id": "i1",
-        "position": position,
-        "ahead": position - 1,
-        "eta_s": eta_s,
-        "slots_total": 2,
-        "slots_free": 0,
-    }
-
-
 async def test_live_region_announces_no_more_than_the_rule(
     sim: Proc, hub_factory: HubFactory, pages: Pages
 ) -> None:
@@ -120,7 +62,7 @@ async def test_live_region_announces_no_more_than_the_rule(
     reads, is the test's to move."""
     hub = hub_factory(sim)
     fake = ScriptedHub()
-    page, _ = await scripted_page(pages, hub, fake)
+    page = await scripted_page(pages, hub, fake)
     await scripted_ticket(page, fake)
     headline, region = page.locator("#status-headline"), page.locator("#announcer")
 
@@ -161,7 +103,7 @@ async def test_live_region_announces_no_more_than_the_rule(
     ]
     # #5 was never said: it came within 10 s of the last place said.
     far = [s["at"] for s in announced[:3]]
-    assert all(b - a >= 10_000 for a, b in zip(far, far[1:], strict=False)), announced
+    assert all(b - a >= 10_000 for a, b in itertools.pairwise(far)), announced
 
     # Started, then progress only at the quarter marks (12 pages, each one a message).
     fake.send({"type": "started", "import_id": "i1", "waited_s": 60.0})
@@ -201,7 +143,9 @@ async def test_live_region_announces_no_more_than_the_rule(
         "Import finished: 120 new games, 120 games in all.",
     ]
     # The region is the page's only live region; the headline shows, it does not speak.
-    assert await page.evaluate("document.querySelectorAll('[aria-live], [role=status]').length") == 1
+    assert (
+        await page.evaluate("document.querySelectorAll('[aria-live], [role=status]').length") == 1
+    )
 
 
 async def test_reduced_motion_keeps_bars_still(
@@ -209,7 +153,7 @@ async def test_reduced_motion_keeps_bars_still(
 ) -> None:
     hub = hub_factory(sim)
     fake = ScriptedHub()
-    page, _ = await scripted_page(pages, hub, fake, reduced_motion="reduce")
+    page = await scripted_page(pages, hub, fake, reduced_motion="reduce")
     await scripted_ticket(page, fake)
     fake.send({"type": "started", "import_id": "i1", "waited_s": 0.0})
     await expect(page.locator("#run-pages")).to_have_text("Looking up how many pages there are…")

@@ -1,4 +1,4 @@
-""""Notify me": asked after a click only, kept in localStorage, raised only while the tab is hidden."""
+"""Notify me: asked after a click only, kept in localStorage, raised only in a hidden tab."""
 
 from __future__ import annotations
 
@@ -7,14 +7,13 @@ from typing import Any
 import pytest
 from playwright.async_api import BrowserContext, Page, expect
 
-from tests.browser.conftest import Pages
-from tests.browser.test_page import LONG, finished, page_url, start_import
+from tests.browser.conftest import LONG, Pages, finished, page_url, start_import
 from tests.conftest import HubFactory
 from tests.procs import Proc
 
 pytestmark = pytest.mark.browser
 
-# The page's visibility is the test's: `__hide()` and `__show()` flip it and say so, as a browser does.
+# The page's visibility is the test's: `__hide()` and `__show()` flip it and tell the page.
 VISIBILITY = """
 (() => {
   window.__visibility = "visible";

@@ -6,19 +6,25 @@ import datetime
 import json
 import re
 import urllib.request
-from typing import Any
 
 import pytest
-from playwright.async_api import Page, WebSocketRoute, expect
+from playwright.async_api import WebSocketRoute, expect
 
-from tests.browser.conftest import Pages, ScriptedHub, screenshot_path
+from tests.browser.conftest import (
+    LONG,
+    Pages,
+    finished,
+    page_url,
+    screenshot_path,
+    start_import,
+)
+from tests.browser.scripted import ScriptedHub
 from tests.conftest import HubFactory
 from tests.procs import USER_AGENT, Proc
 
 pytestmark = pytest.mark.browser
 
 EVIL = "<img src=x onerror=alert(1)>"
-LONG = 60_000  # ms: imports against the slow simulator take a few seconds each
 
 # Captures the page's WebSocket so a test can send what the page itself never would.
 CAPTURE_SOCKET = """
@@ -39,20 +45,6 @@ def content_type(url: str) -> str:
     request = urllib.request.Request(url, headers={"User-Agent": USER_AGENT})
     with urllib.request.urlopen(request, timeout=5) as response:
         return str(response.headers.get("Content-Type", ""))
-
-
-def page_url(hub: Proc) -> str:
-    return hub.url + "/"
-
-
-async def start_import(page: Page, username: str, source: str = "chesscom") -> None:
-    await page.get_by_label("Site").select_option(source)
-    await page.get_by_label("Username").fill(username)
-    await page.get_by_role("button", name="Import More Games").click()
-
-
-async def finished(page: Page, timeout: float = LONG) -> None:
-    await expect(page.locator("#status-headline")).to_have_text("Import finished", timeout=timeout)
 
 
 async def test_root_serves_the_page_as_html(sim: Proc, hub_factory: HubFactory) -> None:
