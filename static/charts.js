@@ -300,19 +300,11 @@ function fitLabels(container) {
   }
 }
 
-/** Wins, draws and losses per group as a table with numbers and a stacked bar per row. */
-export function drawRecordTable(container, caption, groupLabel, groups) {
-  container.replaceChildren();
-  if (!groups.length) {
-    container.append(htmlEl("p", { class: "empty" }, "No games yet."));
-    return;
-  }
-  const narrow = (container.clientWidth || 600) < NARROW_TABLE_PX;
-  const wrap = htmlEl("div", { class: "table-scroll" });
-  const table = htmlEl("table", { class: narrow ? "record narrow" : "record" });
-  table.append(htmlEl("caption", {}, caption));
+function recordHead(groupLabel, narrow) {
   const head = htmlEl("tr");
-  head.append(htmlEl("th", { scope: "col" }, groupLabel));
+  if (!narrow) {
+    head.append(htmlEl("th", { scope: "col" }, groupLabel));
+  }
   for (const [long, short] of [
     ["Wins", "W"],
     ["Draws", "D"],
@@ -329,31 +321,62 @@ export function drawRecordTable(container, caption, groupLabel, groups) {
   }
   const thead = htmlEl("thead");
   thead.append(head);
-  table.append(thead);
-  const body = htmlEl("tbody");
-  for (const group of groups) {
-    const total = group.win + group.draw + group.loss;
-    const tr = htmlEl("tr");
-    tr.append(htmlEl("th", { scope: "row" }, group.name));
-    for (const value of [group.win, group.draw, group.loss, total]) {
-      tr.append(htmlEl("td", { class: "num" }, formatNumber(value)));
-    }
-    if (narrow) {
-      // The bar repeats the numbers above it, so it is hidden from screen readers.
-      tr.className = "numbers-row";
-      const barRow = htmlEl("tr", { class: "split-row", "aria-hidden": "true" });
-      const cell = htmlEl("td", { colspan: 5 });
-      cell.append(splitBar(group));
-      barRow.append(cell);
-      body.append(tr, barRow);
-    } else {
-      const cell = htmlEl("td", { class: "split" });
-      cell.append(splitBar(group));
-      tr.append(cell);
-      body.append(tr);
-    }
+  return thead;
+}
+
+function numberCells(group) {
+  return [group.win, group.draw, group.loss, group.win + group.draw + group.loss].map((value) =>
+    htmlEl("td", { class: "num" }, formatNumber(value)),
+  );
+}
+
+/**
+ * A narrow box gives each group three rows of its own: its name across the table, its numbers,
+ * then its split bar across the table. Long names ("Correspondence") and five-digit counts then
+ * never push the table past its box.
+ */
+function narrowGroup(group) {
+  const body = htmlEl("tbody", { class: "group" });
+  const nameRow = htmlEl("tr", { class: "name-row" });
+  nameRow.append(htmlEl("th", { scope: "rowgroup", colspan: 4 }, group.name));
+  const numbers = htmlEl("tr", { class: "numbers-row" });
+  numbers.append(...numberCells(group));
+  // The bar repeats the numbers above it, so it is hidden from screen readers.
+  const barRow = htmlEl("tr", { class: "split-row", "aria-hidden": "true" });
+  const cell = htmlEl("td", { colspan: 4 });
+  cell.append(splitBar(group));
+  barRow.append(cell);
+  body.append(nameRow, numbers, barRow);
+  return body;
+}
+
+function wideRow(group) {
+  const tr = htmlEl("tr");
+  tr.append(htmlEl("th", { scope: "row" }, group.name), ...numberCells(group));
+  const cell = htmlEl("td", { class: "split" });
+  cell.append(splitBar(group));
+  tr.append(cell);
+  return tr;
+}
+
+/** Wins, draws and losses per group as a table with numbers and a stacked bar per group. */
+export function drawRecordTable(container, caption, groupLabel, groups) {
+  container.replaceChildren();
+  if (!groups.length) {
+    container.append(htmlEl("p", { class: "empty" }, "No games yet."));
+    return;
   }
-  table.append(body);
+  const narrow = (container.clientWidth || 600) < NARROW_TABLE_PX;
+  const wrap = htmlEl("div", { class: "table-scroll" });
+  const table = htmlEl("table", { class: narrow ? "record narrow" : "record" });
+  table.append(htmlEl("caption", {}, caption), recordHead(groupLabel, narrow));
+  if (narrow) {
+    table.append(...groups.map(narrowGroup));
+  } else {
+    const body = htmlEl("tbody");
+    body.append(...groups.map(wideRow));
+    table.append(body);
+  }
   wrap.append(table);
   container.append(wrap);
   fitLabels(container);

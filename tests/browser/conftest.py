@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 import json
 import os
 from collections.abc import AsyncIterator, Awaitable, Callable, Generator
@@ -37,6 +38,7 @@ ARTIFACTS = Path(__file__).resolve().parents[1] / "artifacts"
 DESKTOP = {"width": 1280, "height": 900}
 # axe-core from npm (tests/browser/package.json): `npm ci --prefix tests/browser`, as .ci/run does.
 AXE = Path(__file__).resolve().parent / "node_modules" / "axe-core" / "axe.min.js"
+AXE_TIMEOUT_S = 60.0
 
 
 LONG = 60_000  # ms: imports against the slow simulator take a few seconds each
@@ -54,6 +56,20 @@ async def start_import(page: Page, username: str, source: str = "chesscom") -> N
 
 async def finished(page: Page, timeout: float = LONG) -> None:
     await expect(page.locator("#status-headline")).to_have_text("Import finished", timeout=timeout)
+
+
+async def assert_record_tables_fit(page: Page) -> None:
+    """The win/draw/loss tables stay inside their box and no split-bar label is cut."""
+    tables = await page.evaluate(
+        """() => [...document.querySelectorAll("table.record")].map((t) => ({
+             table: t.scrollWidth, box: t.closest(".chart-box").clientWidth,
+             cut: [...t.querySelectorAll(".seg")].filter((s) => s.scrollWidth > s.clientWidth)
+                   .map((s) => s.textContent) }))"""
+    )
+    assert len(tables) == 2, tables
+    for table in tables:
+        assert table["table"] <= table["box"], tables
+        assert table["cut"] == [], tables
 
 
 def screenshot_path(name: str) -> str:
@@ -181,7 +197,7 @@ def axe() -> AxeCheck:
         # Evaluated, not added as a <script>: the page's CSP rightly refuses inline scripts.
         if not await page.evaluate("typeof window.axe === 'object'"):
             await page.evaluate(source)
-        violations = await page.evaluate(
+        run = page.evaluate(
             """async () => {
               const result = await axe.run(document, { resultTypes: ["violations"] });
               return result.violations
@@ -190,6 +206,11 @@ def axe() -> AxeCheck:
                                nodes: v.nodes.map((n) => n.target.join(" ")).slice(0, 5) }));
             }"""
         )
+        try:
+            violations = await asyncio.wait_for(run, AXE_TIMEOUT_S)
+        except TimeoutError:
+            # axe waits on timers: a page clock that is paused (page.clock) never lets it end.
+            raise AssertionError(f"axe-core did not finish in the {label} state") from None
         assert violations == [], f"axe-core in the {label} state:\n" + json.dumps(
             violations, indent=1
         )

@@ -6,6 +6,7 @@ import asyncio
 import datetime
 import json
 import re
+from collections.abc import Sequence
 from typing import Any
 
 from playwright.async_api import Page, WebSocketRoute
@@ -26,6 +27,47 @@ RECORD_ANNOUNCEMENTS = """
     if (region) { find.disconnect(); watch(region); }
   });
   find.observe(document, { childList: true, subtree: true });
+})();
+"""
+
+
+# The page's visibility is the test's: `__hide()` and `__show()` flip it and tell the page.
+VISIBILITY = """
+(() => {
+  window.__visibility = "visible";
+  Object.defineProperty(Document.prototype, "visibilityState", {
+    configurable: true, get() { return window.__visibility; } });
+  Object.defineProperty(Document.prototype, "hidden", {
+    configurable: true, get() { return window.__visibility === "hidden"; } });
+  const flip = (to) => () => {
+    window.__visibility = to;
+    document.dispatchEvent(new Event("visibilitychange"));
+  };
+  window.__hide = flip("hidden");
+  window.__show = flip("visible");
+})();
+"""
+
+# Every notification the page makes is recorded instead of shown; permission requests are counted
+# and, when `__answer` is set, answered with it (as a visitor clicking Allow or Block would).
+NOTIFICATIONS = """
+(() => {
+  const Native = window.Notification;
+  window.__notifications = [];
+  window.__asked = 0;
+  window.Notification = class {
+    constructor(title, options = {}) {
+      window.__notifications.push({ title, body: options.body || "", tag: options.tag || "",
+                                    hidden: document.visibilityState === "hidden" });
+    }
+    static get permission() { return window.__permission || Native.permission; }
+    static async requestPermission() {
+      window.__asked += 1;
+      if (window.__answer) { window.__permission = window.__answer; return window.__answer; }
+      return Native.requestPermission();
+    }
+    close() {}
+  };
 })();
 """
 
@@ -76,12 +118,21 @@ async def said(page: Page) -> list[dict[str, Any]]:
     return result
 
 
-async def scripted_page(pages: Pages, hub: Proc, fake: ScriptedHub, **options: Any) -> Page:
+async def notifications(page: Page) -> list[dict[str, Any]]:
+    """Every notification the page made (see NOTIFICATIONS)."""
+    result: list[dict[str, Any]] = await page.evaluate("window.__notifications")
+    return result
+
+
+async def scripted_page(
+    pages: Pages, hub: Proc, fake: ScriptedHub, init: Sequence[str] = (), **options: Any
+) -> Page:
     """A page served by `hub` whose socket is the scripted hub and whose clock the test moves;
-    `options` go to the browser context (viewport size, permissions…)."""
+    `init` scripts run before the page's own, `options` go to the browser context."""
     context = await pages.context(**options)
     await context.route_web_socket(re.compile(r"/ws$"), fake.accept)
-    await context.add_init_script(RECORD_ANNOUNCEMENTS)
+    for script in (RECORD_ANNOUNCEMENTS, *init):
+        await context.add_init_script(script)
     page = await pages.new(context=context)
     start = datetime.datetime(2026, 3, 1, 12, 0, 0)
     await page.clock.install(time=start)

@@ -5,53 +5,14 @@ from __future__ import annotations
 from typing import Any
 
 import pytest
-from playwright.async_api import BrowserContext, Page, expect
+from playwright.async_api import BrowserContext, expect
 
 from tests.browser.conftest import LONG, Pages, finished, page_url, start_import
+from tests.browser.scripted import NOTIFICATIONS, VISIBILITY, notifications
 from tests.conftest import HubFactory
 from tests.procs import Proc
 
 pytestmark = pytest.mark.browser
-
-# The page's visibility is the test's: `__hide()` and `__show()` flip it and tell the page.
-VISIBILITY = """
-(() => {
-  window.__visibility = "visible";
-  Object.defineProperty(Document.prototype, "visibilityState", {
-    configurable: true, get() { return window.__visibility; } });
-  Object.defineProperty(Document.prototype, "hidden", {
-    configurable: true, get() { return window.__visibility === "hidden"; } });
-  const flip = (to) => () => {
-    window.__visibility = to;
-    document.dispatchEvent(new Event("visibilitychange"));
-  };
-  window.__hide = flip("hidden");
-  window.__show = flip("visible");
-})();
-"""
-
-# Every notification the page makes is recorded instead of shown; permission requests are counted
-# and, when `__answer` is set, answered with it (as a visitor clicking Allow or Block would).
-NOTIFICATIONS = """
-(() => {
-  const Native = window.Notification;
-  window.__notifications = [];
-  window.__asked = 0;
-  window.Notification = class {
-    constructor(title, options = {}) {
-      window.__notifications.push({ title, body: options.body || "", tag: options.tag || "",
-                                    hidden: document.visibilityState === "hidden" });
-    }
-    static get permission() { return window.__permission || Native.permission; }
-    static async requestPermission() {
-      window.__asked += 1;
-      if (window.__answer) { window.__permission = window.__answer; return window.__answer; }
-      return Native.requestPermission();
-    }
-    close() {}
-  };
-})();
-"""
 
 
 async def watched_context(pages: Pages, **options: Any) -> BrowserContext:
@@ -59,11 +20,6 @@ async def watched_context(pages: Pages, **options: Any) -> BrowserContext:
     await context.add_init_script(VISIBILITY)
     await context.add_init_script(NOTIFICATIONS)
     return context
-
-
-async def notifications(page: Page) -> list[dict[str, Any]]:
-    result: list[dict[str, Any]] = await page.evaluate("window.__notifications")
-    return result
 
 
 async def test_hidden_tab_is_notified_when_its_import_starts_and_ends(

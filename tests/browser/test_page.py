@@ -13,6 +13,7 @@ from playwright.async_api import WebSocketRoute, expect
 from tests.browser.conftest import (
     LONG,
     Pages,
+    assert_record_tables_fit,
     finished,
     page_url,
     screenshot_path,
@@ -295,6 +296,7 @@ async def test_layout_has_no_horizontal_scroll(
     await expect(page.locator("#chart-rating svg.chart")).to_be_visible()
     scroll = await page.evaluate("document.scrollingElement.scrollWidth")
     assert scroll <= width, f"page is {scroll} px wide in a {width} px window"
+    await assert_record_tables_fit(page)
     await page.screenshot(path=screenshot_path(f"done-{width}"), full_page=True)
 
 
@@ -529,3 +531,26 @@ async def test_wording_and_countdowns_against_a_scripted_hub(
     fake.send({"type": "failed", "import_id": "i2", "code": "storage_full", "message": EVIL})
     await expect(page.locator("#failed-message")).to_have_text(EVIL)
     assert await page.evaluate("document.querySelectorAll('img').length") == 0
+
+
+async def test_analytics_show_standard_games_unless_asked_for_all(
+    sim: Proc, hub_factory: HubFactory, pages: Pages
+) -> None:
+    hub = hub_factory(sim)
+    page = await pages.new(page_url(hub))
+    async with page.expect_request(lambda r: "/summary" in r.url) as first:
+        await start_import(page, "filtered-p2x5")
+        await finished(page)
+    assert (await first.value).url == f"{hub.url}/api/players/chesscom/filtered-p2x5/summary"
+    status = page.locator("#analytics-status")
+    await expect(status).to_have_text("10 games of standard chess stored for this player.")
+    include = page.get_by_label("Include variants")
+    await expect(include).not_to_be_checked()
+
+    async with page.expect_response(lambda r: r.url.endswith("/summary?games=all")) as every:
+        await include.check()
+    assert (await every.value).ok
+    await expect(status).to_have_text(
+        "10 games stored for this player, variants and set-up positions included."
+    )
+    await expect(page.locator("#chart-months svg rect.bar")).to_have_count(2)
