@@ -94,7 +94,8 @@ export function notify(title, body, tag) {
     return;
   }
   try {
-    new Notification(title, { body, tag, lang: "en" });
+    // One notification per import, replaced as it moves on; renotify makes each one heard.
+    new Notification(title, { body, tag, renotify: true, lang: "en" });
   } catch {
     broken = true;
     renderNotify();

@@ -33,7 +33,8 @@ export function hideReceipt() {
   show(ui.box, false);
 }
 
-function gapsText(gaps, source) {
+/** "2 months could not be read." */
+export function gapsText(gaps, source) {
   const [one, many] = UNITS[source] || ["part", "parts"];
   return `${plural(gaps, one, many)} could not be read.`;
 }

@@ -6,6 +6,7 @@ import { $ } from "./dom.js";
 import { ordinal, plural, siteName } from "./format.js";
 import { failureText } from "./import-view.js";
 import { notify } from "./notify.js";
+import { gapsText } from "./receipt.js";
 import { LEFT } from "./tab-title.js";
 
 const announcer = new Announcer($("announcer"));
@@ -51,11 +52,7 @@ export function tellProgress(state) {
 }
 
 function gapsWords(done, source) {
-  if (done.complete !== false || !done.gaps) {
-    return "";
-  }
-  const unit = source === "chesscom" ? ["month", "months"] : ["part", "parts"];
-  return ` ${plural(done.gaps, ...unit)} could not be read.`;
+  return done.complete === false && done.gaps ? ` ${gapsText(done.gaps, source)}` : "";
 }
 
 /** The import ended: done, failed, or left by the visitor (said, but no notification). */
