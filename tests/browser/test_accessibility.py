@@ -28,29 +28,34 @@ async def test_axe_finds_nothing_serious_in_any_state(
     width: int, slow_sim: Proc, hub_factory: HubFactory, pages: Pages, axe: AxeCheck
 ) -> None:
     hub = hub_factory(slow_sim, MAX_CONCURRENT_IMPORTS=1)
+    # Long enough to stay running (and keep the other page queued) until it is cancelled.
     runner = await pages.new(page_url(hub), width=width, height=800)
-    await start_import(runner, "axerun-p40x3")
+    await start_import(runner, "axerun-p900x1")
     await expect(runner.locator("#run-pages")).to_contain_text("page ", timeout=LONG)
-    await axe(runner, f"running at {width} px")
     await runner.screenshot(path=screenshot_path(f"a11y-running-{width}"), full_page=True)
+    await axe(runner, f"running at {width} px")
 
     waiter = await pages.new(page_url(hub), width=width, height=800)
     await start_import(waiter, "axewait-p3x20")
     await expect(waiter.locator("#status-headline")).to_have_text("You are #1 in line")
     await expect(waiter.locator("#queue-eta")).to_contain_text("about ")
-    await axe(waiter, f"queued at {width} px")
     await waiter.screenshot(path=screenshot_path(f"a11y-queued-{width}"), full_page=True)
+    await axe(waiter, f"queued at {width} px")
+    # Both were checked in the state named: neither has moved on yet.
+    await expect(waiter.locator("#status-headline")).to_have_text("You are #1 in line")
+    await expect(runner.locator("#status-headline")).to_have_text("Importing your games")
 
+    await runner.get_by_role("button", name="Cancel").click()
     await finished(waiter, timeout=2 * LONG)
     await expect(waiter.locator("#chart-rating svg.chart")).to_be_visible()
-    await axe(waiter, f"done at {width} px")
     await waiter.screenshot(path=screenshot_path(f"a11y-done-{width}"), full_page=True)
     await waiter.locator(".chart-results").screenshot(path=screenshot_path(f"tables-{width}"))
+    await axe(waiter, f"done at {width} px")
 
     await start_import(waiter, "ghost-of-axe", source="lichess")
     await expect(waiter.locator("#status-headline")).to_have_text("Import failed", timeout=LONG)
-    await axe(waiter, f"failed at {width} px")
     await waiter.screenshot(path=screenshot_path(f"a11y-failed-{width}"), full_page=True)
+    await axe(waiter, f"failed at {width} px")
 
 
 async def test_live_region_announces_no_more_than_the_rule(
