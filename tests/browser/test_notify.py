@@ -26,8 +26,9 @@ async def test_hidden_tab_is_notified_when_its_import_starts_and_ends(
     slow_sim: Proc, hub_factory: HubFactory, pages: Pages
 ) -> None:
     hub = hub_factory(slow_sim, MAX_CONCURRENT_IMPORTS=1)
+    # Runs until cancelled, so the other page waits as long as the test needs.
     blocker = await pages.new(page_url(hub))
-    await start_import(blocker, "holdon-p40x2")
+    await start_import(blocker, "holdon-p900x1")
     await expect(blocker.locator("#run-pages")).to_contain_text("page ", timeout=LONG)
 
     context = await watched_context(pages, permissions=["notifications"])
@@ -43,6 +44,9 @@ async def test_hidden_tab_is_notified_when_its_import_starts_and_ends(
     assert await page.evaluate("localStorage.getItem('importHub.notify')") == "on"
 
     await page.evaluate("window.__hide()")
+    await expect(page.locator("#status-headline")).to_have_text("You are #1 in line")
+    assert await notifications(page) == []
+    await blocker.get_by_role("button", name="Cancel").click()
     await page.wait_for_function("() => window.__notifications.length >= 1", timeout=LONG)
     started = (await notifications(page))[0]
     assert started["title"] == "Your import has started"
