@@ -14,10 +14,11 @@ const ui = {
   tableColour: $("table-colour"),
   tableTime: $("table-time"),
   chartRating: $("chart-rating"),
+  includeAll: $("include-all"),
 };
 
 let summary = null;
-let summaryFor = null; // {source, username} of the last request, for the retry button
+let summaryFor = null; // {source, username} of the last request, for the retry button and the filter
 let request = 0; // bumped per request, so a late answer for an older one is dropped
 
 export function hideAnalytics() {
@@ -36,7 +37,9 @@ export async function loadAnalytics(source, username) {
   setText(ui.heading, `Games of ${username} on ${siteName(source)}`);
   setText(ui.status, "Loading the charts…");
   try {
-    const url = `/api/players/${encodeURIComponent(source)}/${encodeURIComponent(username.toLowerCase())}/summary`;
+    // Standard chess by default; variants and games from a set position only when asked for.
+    const games = ui.includeAll.checked ? "?games=all" : "";
+    const url = `/api/players/${encodeURIComponent(source)}/${encodeURIComponent(username.toLowerCase())}/summary${games}`;
     const response = await fetch(url, { headers: { Accept: "application/json" } });
     if (!response.ok) {
       throw new Error(`HTTP ${response.status}`);
@@ -56,11 +59,14 @@ export async function loadAnalytics(source, username) {
   }
 }
 
-ui.retry.addEventListener("click", () => {
+function reload() {
   if (summaryFor) {
     loadAnalytics(summaryFor.source, summaryFor.username);
   }
-});
+}
+
+ui.retry.addEventListener("click", reload);
+ui.includeAll.addEventListener("change", reload);
 
 function records(entries) {
   return entries.map(([name, r]) => ({ name, win: r.win || 0, draw: r.draw || 0, loss: r.loss || 0 }));
@@ -71,7 +77,12 @@ function drawAnalytics() {
   if (!s) {
     return;
   }
-  setText(ui.status, `${plural(s.games, "game", "games")} stored for this player.`);
+  setText(
+    ui.status,
+    ui.includeAll.checked
+      ? `${plural(s.games, "game", "games")} stored for this player, variants and set-up positions included.`
+      : `${plural(s.games, "game", "games")} of standard chess stored for this player.`,
+  );
   show(ui.body, true);
   drawMonthChart(ui.chartMonths, s.by_month || []);
   const colours = records(

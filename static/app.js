@@ -3,7 +3,7 @@
 
 import { hideAnalytics, loadAnalytics } from "./analytics.js";
 import { $, setText, show } from "./dom.js";
-import { siteName, UNKNOWN_WAIT_S } from "./format.js";
+import { UNKNOWN_WAIT_S } from "./format.js";
 import {
   bindImportActions,
   focusStatusHeading,
@@ -12,8 +12,12 @@ import {
   showActionNote,
   statusPanelShown,
 } from "./import-view.js";
+import { renderNotify } from "./notify.js";
 import { renderBoard, renderBoardConnection } from "./queue-board.js";
+import { bindRepair, hideReceipt, showReceipt } from "./receipt.js";
 import { HubSocket } from "./socket.js";
+import { renderTitle } from "./tab-title.js";
+import { tellFinal, tellNewImport, tellNote, tellProgress, tellQueued, tellStarted } from "./tell.js";
 import { forgetTicket, loadTicket, saveTicket } from "./ticket-store.js";
 
 const USERNAME = /^[A-Za-z0-9_-]{2,50}$/;
@@ -23,6 +27,16 @@ const CLOSE_REASONS = {
   1013: "The hub is full right now",
 };
 const ACTIVE = new Set(["requesting", "resuming", "queued", "running"]);
+// Refusals of a request that say nothing about the name typed: shown as a notice, not a field error.
+const REFUSALS = {
+  too_many_imports: (message) =>
+    `This import was not started. ${message} Imports in your other tabs count too; ` +
+    "another import can start as soon as one of yours ends.",
+  queue_full: (message) => `This import was not started. ${message}`,
+  rate_limited: () => "This page sent the hub too much at once. Wait a moment, then try again.",
+  storage_unavailable: () => "The hub cannot save new imports right now. Try again in a minute.",
+};
+const KNOWN_MAX = 20; // imports this page held tickets for, named on the board
 
 const ui = {
   connection: $("connection"),
@@ -34,6 +48,7 @@ const ui = {
   usernameError: $("username-error"),
   importButton: $("import-button"),
   formNote: $("form-note"),
+  formNotice: $("form-notice"),
 };
 
 const state = {
@@ -47,13 +62,16 @@ const state = {
   position: null,
   slotsTotal: null,
   slotsFree: null,
-  queueDeadline: null, // performance.now() at which the estimated wait reaches zero
+  queueEta: null, // {low, mid, high, at}: the hub's estimate, and performance.now() when it came
+  paused: null, // {reason, since} while the import's site is paused
   page: 0,
   pages: null,
   games: 0,
   runDeadline: null,
   waiting: null, // {reason, deadline}
   final: null, // the done or failed message
+  leftFrom: null, // "queued" or "running": where the visitor was when they cancelled
+  known: new Map(), // import_id -> {source, username} of this page's tickets
   connection: "connecting", // connecting | open | reconnecting
   closeCode: null, // why the last connection closed
   reconnectAt: null, // Date.now() of the next attempt
@@ -89,6 +107,12 @@ const socket = new HubSocket({
   },
   onMessage: handle,
   onState(connection, detail) {
+    // Said once per outage, not with every retry or countdown step of the banner.
+    if (connection === "reconnecting" && state.connection === "open") {
+      tellNote("The connection to the hub was lost. Reconnecting…");
+    } else if (connection === "open" && state.connection === "reconnecting") {
+      tellNote("Connected to the hub again.");
+    }
     state.connection = connection;
     state.reconnectAt = connection === "reconnecting" && detail.inMs ? Date.now() + detail.inMs : null;
     state.closeCode = detail.code ?? null;
@@ -110,45 +134,22 @@ function handle(msg) {
       onTicket(msg);
       break;
     case "queued":
-      if (msg.import_id !== state.importId) {
+      if (msg.import_id !== state.importId || !ACTIVE.has(state.phase)) {
         return;
       }
-      state.phase = "queued";
-      state.position = msg.position;
-      state.slotsTotal = msg.slots_total;
-      state.slotsFree = msg.slots_free;
-      state.queueDeadline = msg.eta_s >= UNKNOWN_WAIT_S ? null : performance.now() + msg.eta_s * 1000;
+      onQueued(msg);
       break;
     case "started":
-      if (msg.import_id !== state.importId) {
-        return;
-      }
-      if (state.phase !== "running") {
-        state.phase = "running";
-        state.page = 0;
-        state.pages = null;
-        state.games = 0;
-        state.runDeadline = null;
-        state.waiting = null;
-      }
-      break;
     case "progress":
-      if (msg.import_id !== state.importId) {
+      if (msg.import_id !== state.importId || !ACTIVE.has(state.phase)) {
         return;
       }
-      state.phase = "running";
-      state.page = msg.page;
-      state.pages = msg.pages;
-      state.games = msg.games;
-      state.runDeadline = msg.eta_s === null || msg.eta_s === undefined ? null : performance.now() + msg.eta_s * 1000;
-      state.waiting = msg.waiting
-        ? { reason: msg.waiting.reason, deadline: performance.now() + msg.waiting.retry_in_s * 1000 }
-        : null;
+      onRunning(msg);
       break;
     case "done":
     case "failed":
-      if (msg.import_id !== state.importId) {
-        return;
+      if (msg.import_id !== state.importId || !ACTIVE.has(state.phase)) {
+        return; // a late word about an import this page already let go of
       }
       finish(msg);
       break;
@@ -165,6 +166,45 @@ function handle(msg) {
   render();
 }
 
+function onQueued(msg) {
+  const before = { phase: state.phase, paused: state.paused };
+  state.phase = "queued";
+  state.position = msg.position;
+  state.slotsTotal = msg.slots_total;
+  state.slotsFree = msg.slots_free;
+  state.paused = msg.paused || null;
+  const known = (v) => typeof v === "number" && v < UNKNOWN_WAIT_S;
+  state.queueEta = known(msg.eta_s)
+    ? {
+        mid: msg.eta_s,
+        low: known(msg.eta_low_s) && known(msg.eta_high_s) ? msg.eta_low_s : null,
+        high: known(msg.eta_low_s) && known(msg.eta_high_s) ? msg.eta_high_s : null,
+        at: performance.now(),
+      }
+    : null;
+  tellQueued(state, before);
+}
+
+function onRunning(msg) {
+  if (state.phase !== "running") {
+    const resumed = state.phase === "resuming";
+    Object.assign(state, { phase: "running", page: 0, pages: null, games: 0, runDeadline: null, waiting: null });
+    state.paused = null;
+    tellStarted(state, resumed);
+  }
+  if (msg.type === "started") {
+    return;
+  }
+  state.page = msg.page;
+  state.pages = msg.pages;
+  state.games = msg.games;
+  state.runDeadline = msg.eta_s === null || msg.eta_s === undefined ? null : performance.now() + msg.eta_s * 1000;
+  state.waiting = msg.waiting
+    ? { reason: msg.waiting.reason, deadline: performance.now() + msg.waiting.retry_in_s * 1000 }
+    : null;
+  tellProgress(state);
+}
+
 function onTicket(msg) {
   const known = msg.ticket === state.ticket;
   if (!known && state.phase !== "requesting") {
@@ -178,10 +218,22 @@ function onTicket(msg) {
     state.username = msg.username;
   }
   state.joined = Boolean(msg.joined);
+  state.known.delete(msg.import_id);
+  state.known.set(msg.import_id, { source: msg.source, username: state.username });
+  if (state.known.size > KNOWN_MAX) {
+    state.known.delete(state.known.keys().next().value);
+  }
   saveTicket(state);
 }
 
 function onError(msg) {
+  if (msg.import_id !== undefined) {
+    // About an import we hold a ticket for (its row could not be written, say): it is over.
+    if (msg.import_id === state.importId && ACTIVE.has(state.phase)) {
+      finish({ type: "failed", import_id: msg.import_id, code: msg.code, message: msg.message });
+    }
+    return;
+  }
   if (msg.code === "unknown_ticket") {
     // The hub no longer knows our import (it ended long ago, or the hub was replaced).
     if (state.phase !== "requesting") {
@@ -203,18 +255,29 @@ function onError(msg) {
   if (state.phase === "requesting") {
     state.phase = "idle";
   }
+  const refusal = REFUSALS[msg.code];
+  if (refusal) {
+    showFormNotice(refusal(msg.message || ""));
+    return;
+  }
   showFormError(msg.message || "The hub could not handle that request.");
 }
 
 function finish(msg) {
+  if (msg.code === "cancelled" && state.leftFrom === null) {
+    state.leftFrom = state.phase === "running" ? "running" : "queued"; // cancelled elsewhere
+  }
   state.phase = msg.type === "done" ? "done" : "failed";
   state.final = msg;
   state.cancelling = false;
   state.waiting = null;
+  state.paused = null;
   state.ticket = null;
   forgetTicket();
+  tellFinal(state);
   if (msg.type === "done") {
     loadAnalytics(state.source, state.username);
+    showReceipt(msg, state.source, state.username);
   }
 }
 
@@ -229,15 +292,25 @@ function showFormError(text) {
   }
 }
 
-function startImport(source, username) {
+function showFormNotice(text) {
+  setText(ui.formNotice, text);
+  show(ui.formNotice, Boolean(text));
+  if (text) {
+    tellNote(text);
+  }
+}
+
+function startImport(source, username, repair = false) {
   showFormError("");
+  showFormNotice("");
   state.lostNote = false;
   if (ACTIVE.has(state.phase)) {
     ui.formNote.textContent = "One import at a time: leave the line or cancel the current import first.";
     ui.formNote.hidden = false;
     return;
   }
-  if (!socket.send({ type: "import", source, username })) {
+  const request = repair ? { type: "import", source, username, repair: true } : { type: "import", source, username };
+  if (!socket.send(request)) {
     showFormError("Not connected to the hub right now. We are reconnecting; try again in a moment.");
     return;
   }
@@ -250,15 +323,19 @@ function startImport(source, username) {
     joined: false,
     cancelling: false,
     position: null,
-    queueDeadline: null,
+    queueEta: null,
+    paused: null,
     page: 0,
     pages: null,
     games: 0,
     runDeadline: null,
     waiting: null,
     final: null,
+    leftFrom: null,
   });
+  tellNewImport();
   hideAnalytics();
+  hideReceipt();
   render();
 }
 
@@ -278,6 +355,7 @@ ui.username.addEventListener("input", () => {
   if (ui.usernameError.textContent) {
     showFormError("");
   }
+  show(ui.formNotice, false);
 });
 
 function cancelImport() {
@@ -288,9 +366,11 @@ function cancelImport() {
     showActionNote("Not connected to the hub right now; try again when the connection is back.");
     return;
   }
+  state.leftFrom = state.phase === "running" ? "running" : "queued";
   if (state.joined) {
-    // Only the player who asked first can stop a shared import; we just let go of it.
-    finish({ type: "failed", import_id: state.importId, code: "left", message: "" });
+    // A shared import goes on for the others; this page just lets go of it, at once.
+    const code = state.phase === "running" ? "left" : "cancelled";
+    finish({ type: "failed", import_id: state.importId, code, message: "" });
   } else {
     state.cancelling = true;
   }
@@ -311,6 +391,8 @@ bindImportActions({
     startImport(state.source, state.username);
   },
 });
+
+bindRepair((source, username) => startImport(source, username, true));
 
 ui.retryNow.addEventListener("click", () => socket.retryNow());
 
@@ -333,6 +415,8 @@ function render() {
   renderImport(state, active);
   renderClocks();
   renderBoard(state);
+  renderTitle(state);
+  renderNotify();
 
   // A button that just disappeared or got disabled must not drop focus on the floor.
   if (focused && focused !== document.body && (focused.disabled || focused.closest("[hidden]"))) {

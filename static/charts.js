@@ -268,18 +268,43 @@ export function drawRatingChart(container, points) {
   container.append(legend);
 }
 
-/** Wins, draws and losses per group as a table with numbers and a stacked bar per row. */
-export function drawRecordTable(container, caption, groupLabel, groups) {
-  container.replaceChildren();
-  if (!groups.length) {
-    container.append(htmlEl("p", { class: "empty" }, "No games yet."));
-    return;
+// Below this width (of the table's box) the split bar gets a row of its own, under the numbers.
+const NARROW_TABLE_PX = 460;
+
+function splitBar(group) {
+  const total = group.win + group.draw + group.loss;
+  const stack = htmlEl("div", { class: "stack", "aria-hidden": "true" });
+  for (const [key, letter, word] of [
+    ["win", "W", "wins"],
+    ["draw", "D", "draws"],
+    ["loss", "L", "losses"],
+  ]) {
+    const value = group[key];
+    if (!value) {
+      continue;
+    }
+    const seg = htmlEl("span", { class: `seg ${key}`, title: `${formatNumber(value)} ${word}` });
+    seg.style.width = `${total ? (value / total) * 100 : 0}%`;
+    seg.textContent = `${formatNumber(value)}${letter}`;
+    stack.append(seg);
   }
-  const wrap = htmlEl("div", { class: "table-scroll" });
-  const table = htmlEl("table", { class: "record" });
-  table.append(htmlEl("caption", {}, caption));
+  return stack;
+}
+
+/** A label that does not fit its segment is dropped whole, never cut ("424L" as "42"). */
+function fitLabels(container) {
+  for (const seg of container.querySelectorAll(".seg")) {
+    if (seg.scrollWidth > seg.clientWidth) {
+      seg.textContent = "";
+    }
+  }
+}
+
+function recordHead(groupLabel, narrow) {
   const head = htmlEl("tr");
-  head.append(htmlEl("th", { scope: "col" }, groupLabel));
+  if (!narrow) {
+    head.append(htmlEl("th", { scope: "col" }, groupLabel));
+  }
   for (const [long, short] of [
     ["Wins", "W"],
     ["Draws", "D"],
@@ -291,42 +316,68 @@ export function drawRecordTable(container, caption, groupLabel, groups) {
     th.append(htmlEl("span", { class: "long" }, long), htmlEl("span", { class: "short", "aria-hidden": "true" }, short));
     head.append(th);
   }
-  head.append(htmlEl("th", { scope: "col", class: "split" }, "Split"));
+  if (!narrow) {
+    head.append(htmlEl("th", { scope: "col", class: "split" }, "Split"));
+  }
   const thead = htmlEl("thead");
   thead.append(head);
-  table.append(thead);
-  const body = htmlEl("tbody");
-  for (const group of groups) {
-    const total = group.win + group.draw + group.loss;
-    const tr = htmlEl("tr");
-    tr.append(htmlEl("th", { scope: "row" }, group.name));
-    for (const value of [group.win, group.draw, group.loss, total]) {
-      tr.append(htmlEl("td", { class: "num" }, formatNumber(value)));
-    }
-    const cell = htmlEl("td", { class: "split" });
-    const stack = htmlEl("div", { class: "stack", "aria-hidden": "true" });
-    for (const [key, letter, word] of [
-      ["win", "W", "wins"],
-      ["draw", "D", "draws"],
-      ["loss", "L", "losses"],
-    ]) {
-      const value = group[key];
-      if (!value) {
-        continue;
-      }
-      const share = total ? (value / total) * 100 : 0;
-      const seg = htmlEl("span", { class: `seg ${key}`, title: `${formatNumber(value)} ${word}` });
-      seg.style.width = `${share}%`;
-      if (share >= 14) {
-        seg.textContent = `${formatNumber(value)}${letter}`;
-      }
-      stack.append(seg);
-    }
-    cell.append(stack);
-    tr.append(cell);
-    body.append(tr);
+  return thead;
+}
+
+function numberCells(group) {
+  return [group.win, group.draw, group.loss, group.win + group.draw + group.loss].map((value) =>
+    htmlEl("td", { class: "num" }, formatNumber(value)),
+  );
+}
+
+/**
+ * A narrow box gives each group three rows of its own: its name across the table, its numbers,
+ * then its split bar across the table. Long names ("Correspondence") and five-digit counts then
+ * never push the table past its box.
+ */
+function narrowGroup(group) {
+  const body = htmlEl("tbody", { class: "group" });
+  const nameRow = htmlEl("tr", { class: "name-row" });
+  nameRow.append(htmlEl("th", { scope: "rowgroup", colspan: 4 }, group.name));
+  const numbers = htmlEl("tr", { class: "numbers-row" });
+  numbers.append(...numberCells(group));
+  // The bar repeats the numbers above it, so it is hidden from screen readers.
+  const barRow = htmlEl("tr", { class: "split-row", "aria-hidden": "true" });
+  const cell = htmlEl("td", { colspan: 4 });
+  cell.append(splitBar(group));
+  barRow.append(cell);
+  body.append(nameRow, numbers, barRow);
+  return body;
+}
+
+function wideRow(group) {
+  const tr = htmlEl("tr");
+  tr.append(htmlEl("th", { scope: "row" }, group.name), ...numberCells(group));
+  const cell = htmlEl("td", { class: "split" });
+  cell.append(splitBar(group));
+  tr.append(cell);
+  return tr;
+}
+
+/** Wins, draws and losses per group as a table with numbers and a stacked bar per group. */
+export function drawRecordTable(container, caption, groupLabel, groups) {
+  container.replaceChildren();
+  if (!groups.length) {
+    container.append(htmlEl("p", { class: "empty" }, "No games yet."));
+    return;
   }
-  table.append(body);
+  const narrow = (container.clientWidth || 600) < NARROW_TABLE_PX;
+  const wrap = htmlEl("div", { class: "table-scroll" });
+  const table = htmlEl("table", { class: narrow ? "record narrow" : "record" });
+  table.append(htmlEl("caption", {}, caption), recordHead(groupLabel, narrow));
+  if (narrow) {
+    table.append(...groups.map(narrowGroup));
+  } else {
+    const body = htmlEl("tbody");
+    body.append(...groups.map(wideRow));
+    table.append(body);
+  }
   wrap.append(table);
   container.append(wrap);
+  fitLabels(container);
 }

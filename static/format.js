@@ -46,6 +46,56 @@ export function formatEstimate(seconds) {
   return `about ${formatDuration(seconds)}`;
 }
 
+/** Whole units for an interval's ends: seconds below a minute, minutes below an hour, then hours. */
+function rangeUnit(seconds) {
+  if (seconds < 60) {
+    return { size: 1, name: "s" };
+  }
+  if (seconds < 3600) {
+    return { size: 60, name: "min" };
+  }
+  return { size: 3600, name: "h" };
+}
+
+/**
+ * An interval of waits: "about 3–5 min", "about 40 s – 2 min", "up to 30 s", "any moment now".
+ * The low end is rounded down and the high end up, so the words never claim more than the hub.
+ */
+export function formatRange(low, high) {
+  if (![low, high].every((v) => v !== null && v !== undefined && Number.isFinite(Number(v)))) {
+    return "unknown";
+  }
+  if (high >= UNKNOWN_WAIT_S) {
+    return "unknown";
+  }
+  const lo = Math.max(0, Number(low));
+  const hi = Math.max(lo, Number(high));
+  if (hi < 1) {
+    return "any moment now";
+  }
+  const top = rangeUnit(hi);
+  const upper = Math.ceil(hi / top.size);
+  if (lo < 1) {
+    return `up to ${upper} ${top.name}`;
+  }
+  const bottom = rangeUnit(lo);
+  const lower = Math.max(1, Math.floor(lo / bottom.size));
+  if (bottom.name !== top.name) {
+    return `about ${lower} ${bottom.name} – ${upper} ${top.name}`;
+  }
+  if (lower >= upper) {
+    return `about ${upper} ${top.name}`;
+  }
+  return `about ${lower}–${upper} ${top.name}`;
+}
+
+/** "1st", "2nd", "3rd", "11th", "22nd" */
+export function ordinal(n) {
+  const tens = n % 100;
+  const suffix = tens >= 11 && tens <= 13 ? "th" : { 1: "st", 2: "nd", 3: "rd" }[n % 10] || "th";
+  return `${formatNumber(n)}${suffix}`;
+}
+
 const SITES = { chesscom: "chess.com", lichess: "lichess" };
 
 /** "chesscom" -> "chess.com" */
@@ -69,6 +119,13 @@ export function formatMonth(text, short = false) {
 export function formatDate(unixSeconds) {
   const d = new Date(unixSeconds * 1000);
   return `${d.getUTCDate()} ${MONTHS[d.getUTCMonth()]} ${d.getUTCFullYear()}`;
+}
+
+const clock = new Intl.DateTimeFormat("en-GB", { hour: "2-digit", minute: "2-digit" });
+
+/** Unix seconds -> "14:05" in the visitor's time zone. */
+export function formatClock(unixSeconds) {
+  return clock.format(new Date(unixSeconds * 1000));
 }
 
 /** "bullet" -> "Bullet" */

@@ -1,7 +1,10 @@
 // The status panel of our own import: queued, running, done or failed.
 
 import { $, setText, show } from "./dom.js";
-import { capitalize, formatDuration, formatEstimate, formatNumber, plural, siteName } from "./format.js";
+import { capitalize, formatDuration, formatEstimate, formatNumber, formatRange, plural, siteName } from "./format.js";
+import { LEFT } from "./tab-title.js";
+
+const reducedMotion = window.matchMedia("(prefers-reduced-motion: reduce)");
 
 const ui = {
   statusPanel: $("status-panel"),
@@ -12,6 +15,7 @@ const ui = {
   queuedView: $("queued-view"),
   queueSlots: $("queue-slots"),
   queueEta: $("queue-eta"),
+  queuePaused: $("queue-paused"),
   leaveButton: $("leave-button"),
   progressView: $("progress-view"),
   progress: $("run-progress"),
@@ -53,7 +57,8 @@ export function focusStatusHeading() {
 
 // -- wording ---------------------------------------------------------------------
 
-function failureText(message, source) {
+/** The words for how an import ended without games: a failure, or the visitor's own choice. */
+export function failureText(message, source, leftFrom = null) {
   const site = siteName(source);
   switch (message.code) {
     case "player_not_found":
@@ -64,10 +69,14 @@ function failureText(message, source) {
       return `${capitalize(site)} keeps asking us to slow down. Try again in a few minutes.`;
     case "upstream_bad_data":
       return `${capitalize(site)} sent data we could not read. Try again later.`;
+    case "storage_unavailable":
+      return "The hub could not save your import, so it is not in the line. Try again in a minute.";
     case "cancelled":
-      return "The import was cancelled. Games already imported are kept.";
+      return leftFrom === "running"
+        ? "You stopped the import. Games already imported are kept."
+        : "You left the line. Nothing was imported; you can join it again at any time.";
     case "left":
-      return "You left this import. It carries on for the player who asked first.";
+      return "You stopped following this import. It carries on for the player who asked first.";
     case "abandoned":
       return "The import was dropped because nobody was waiting for it any more.";
     case "interrupted":
@@ -108,9 +117,10 @@ function headlineText(state) {
     case "done":
       return "Import finished";
     case "failed":
-      return state.final && (state.final.code === "cancelled" || state.final.code === "left")
-        ? "Import stopped"
-        : "Import failed";
+      if (state.final && LEFT.has(state.final.code)) {
+        return state.leftFrom === "running" ? "Import stopped" : "You left the line";
+      }
+      return "Import failed";
     default:
       return "";
   }
@@ -130,8 +140,14 @@ function renderProgress(state) {
         `page ${formatNumber(state.page)} of ${formatNumber(state.pages)} · ${plural(state.games, "game", "games")}`,
       );
     } else {
-      // No value makes the bar indeterminate until the page count is known.
-      ui.progress.removeAttribute("value");
+      // No value makes the bar indeterminate (animated) until the page count is known;
+      // an empty bar says the same without motion.
+      if (reducedMotion.matches) {
+        ui.progress.max = 1;
+        ui.progress.value = 0;
+      } else {
+        ui.progress.removeAttribute("value");
+      }
       setText(ui.runPages, "Looking up how many pages there are…");
     }
   } else if (phase === "done") {
@@ -158,7 +174,15 @@ export function renderImport(state, active) {
   show(ui.joinedNote, active && state.joined);
 
   show(ui.queuedView, phase === "queued");
+  show(ui.queuePaused, phase === "queued" && state.paused !== null);
   if (phase === "queued") {
+    if (state.paused) {
+      const reason = String(state.paused.reason || "").replace(/[.\s]+$/, "");
+      setText(
+        ui.queuePaused,
+        `${siteName(state.source)} imports are paused${reason ? `: ${reason}` : ""}. Your place is kept.`,
+      );
+    }
     const total = state.slotsTotal ?? 0;
     setText(ui.queueSlots, `${state.slotsFree ?? 0} of ${total} import ${total === 1 ? "slot" : "slots"} available`);
     ui.leaveButton.disabled = state.cancelling;
@@ -182,16 +206,32 @@ export function renderImport(state, active) {
 
   show(ui.failedView, phase === "failed");
   if (phase === "failed") {
-    setText(ui.failedMessage, failureText(state.final, state.source));
+    const left = LEFT.has(state.final.code);
+    setText(ui.failedMessage, failureText(state.final, state.source, state.leftFrom));
+    ui.failedMessage.className = left ? "outcome" : "problem";
+    setText(ui.tryAgain, left ? "Import again" : "Try again");
   }
+}
+
+/**
+ * The wait as an interval when the hub gives one ("about 3–5 min"), counted down between
+ * updates; while the source is paused it stands still.
+ */
+function queueEstimate(eta, paused, now) {
+  if (eta === null) {
+    return "unknown";
+  }
+  const gone = paused ? 0 : (now - eta.at) / 1000;
+  const left = (s) => (s === null ? null : Math.max(0, Math.ceil(s - gone)));
+  const words = eta.low === null ? formatEstimate(left(eta.mid)) : formatRange(left(eta.low), left(eta.high));
+  return paused && words !== "unknown" ? `${words} once imports resume` : words;
 }
 
 /** The countdowns that move every second between server updates. */
 export function renderImportClocks(state) {
   const now = performance.now();
   if (state.phase === "queued") {
-    const left = state.queueDeadline === null ? null : Math.max(0, Math.ceil((state.queueDeadline - now) / 1000));
-    setText(ui.queueEta, formatEstimate(left));
+    setText(ui.queueEta, queueEstimate(state.queueEta, state.paused !== null, now));
   }
   if (state.phase === "running") {
     show(ui.runEta, Boolean(state.pages));

@@ -1,7 +1,7 @@
 // The live queue board: free slots, who is importing and who is waiting.
 
 import { $, setText, show } from "./dom.js";
-import { formatNumber, siteName } from "./format.js";
+import { formatClock, formatNumber, siteName } from "./format.js";
 
 const ui = {
   panel: $("board-panel"),
@@ -10,7 +10,11 @@ const ui = {
   waiting: $("board-waiting"),
   more: $("board-more"),
   stale: $("board-stale"),
+  paused: $("board-paused"),
+  accuracy: $("board-accuracy"),
 };
+
+const reducedMotion = window.matchMedia("(prefers-reduced-motion: reduce)");
 
 // The last board drawn, with our own place in it: an unchanged board is not rebuilt.
 let drawnKey = "";
@@ -29,10 +33,10 @@ function badge() {
   return node;
 }
 
-function who(row) {
+function who(name, source) {
   const node = document.createElement("span");
   node.className = "who";
-  node.textContent = `${row.player} · ${siteName(row.source)}`;
+  node.textContent = `${name} · ${siteName(source)}`;
   return node;
 }
 
@@ -43,20 +47,36 @@ function emptyRow(text) {
   return li;
 }
 
+/**
+ * The hub masks every player for every watcher; our own rows are found by import id and
+ * named from our tickets. A hub without ids on waiting rows is matched by place and name.
+ */
+function ownName(row, mine) {
+  if (row.import_id !== undefined) {
+    const known = mine.known.get(row.import_id);
+    return known ? known.username : null;
+  }
+  const legacy = mine.position !== null && row.position === mine.position && row.player.toLowerCase() === mine.name;
+  return legacy ? mine.username : null;
+}
+
 function runningRow(row, mine) {
   const li = document.createElement("li");
   li.className = "board-row";
-  const own = Boolean(mine.importId) && row.import_id === mine.importId;
-  if (own) {
+  const own = ownName(row, mine);
+  if (own !== null) {
     li.classList.add("mine");
     li.append(badge());
   }
-  li.append(who(row));
+  li.append(who(own ?? row.player, row.source));
   const bar = document.createElement("progress");
-  bar.setAttribute("aria-label", own ? "Your import" : `Import for ${row.player}`);
+  bar.setAttribute("aria-label", own !== null ? "Your import" : `Import for ${row.player}`);
   if (row.pages) {
     bar.max = row.pages;
     bar.value = Math.min(row.page, row.pages);
+  } else if (mine.still) {
+    bar.max = 1;
+    bar.value = 0;
   }
   li.append(bar);
   const where = document.createElement("span");
@@ -69,18 +89,44 @@ function runningRow(row, mine) {
 function waitingRow(row, mine) {
   const li = document.createElement("li");
   li.className = "board-row";
-  // Waiting rows carry no import id, so ours is found by place and name.
-  const own = mine.position !== null && row.position === mine.position && row.player.toLowerCase() === mine.name;
+  const own = ownName(row, mine);
   const pos = document.createElement("span");
   pos.className = "pos";
   pos.textContent = `#${row.position}`;
   li.append(pos);
-  if (own) {
+  if (own !== null) {
     li.classList.add("mine");
     li.append(badge());
   }
-  li.append(who(row));
+  li.append(who(own ?? row.player, row.source));
   return li;
+}
+
+function pausedRow(row) {
+  const li = document.createElement("li");
+  li.className = "notice";
+  const reason = String(row.reason || "").replace(/[.\s]+$/, "");
+  const since = Number.isFinite(row.since) ? ` (since ${formatClock(row.since)})` : "";
+  li.textContent = `${siteName(row.source)} imports are paused${reason ? `: ${reason}` : ""}${since}. Waiting imports keep their place.`;
+  return li;
+}
+
+/** How good recent estimates were, in words; null until the hub has enough of them. */
+export function accuracyText(accuracy) {
+  if (!accuracy || accuracy.median_error_pct === null || accuracy.median_error_pct === undefined) {
+    return null;
+  }
+  const pct = (v) => `${formatNumber(v)} %`;
+  let text = `Recent wait estimates were within ${pct(accuracy.median_error_pct)} for half of the visitors`;
+  if (accuracy.p90_error_pct !== null && accuracy.p90_error_pct !== undefined) {
+    text += ` and within ${pct(accuracy.p90_error_pct)} for nine in ten`;
+  }
+  text += ".";
+  if (accuracy.interval_hit_pct !== null && accuracy.interval_hit_pct !== undefined) {
+    text += ` The range we give held for ${pct(accuracy.interval_hit_pct)} of them`;
+    text += accuracy.samples ? ` (last ${formatNumber(accuracy.samples)} visitors).` : ".";
+  }
+  return text;
 }
 
 export function renderBoard(state) {
@@ -92,11 +138,13 @@ export function renderBoard(state) {
     return;
   }
   const mine = {
-    importId: state.importId,
+    known: state.known,
     position: state.phase === "queued" ? state.position : null,
     name: (state.username || "").toLowerCase(),
+    username: state.username,
+    still: reducedMotion.matches,
   };
-  const key = JSON.stringify([b, mine]);
+  const key = JSON.stringify([b, [...mine.known], mine.position, mine.name, mine.still]);
   if (key === drawnKey) {
     return;
   }
@@ -119,6 +167,16 @@ export function renderBoard(state) {
     waiting.push(emptyRow("Nobody is waiting."));
   }
   ui.waiting.replaceChildren(...waiting);
+
+  const paused = Array.isArray(b.paused) ? b.paused : [];
+  ui.paused.replaceChildren(...paused.map(pausedRow));
+  show(ui.paused, paused.length > 0);
+
+  const accuracy = accuracyText(b.eta_accuracy);
+  show(ui.accuracy, accuracy !== null);
+  if (accuracy !== null) {
+    setText(ui.accuracy, accuracy);
+  }
 
   const more = b.waiting_total - b.waiting.length;
   show(ui.more, more > 0);

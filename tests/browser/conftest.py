@@ -2,8 +2,10 @@
 
 from __future__ import annotations
 
+import asyncio
+import json
 import os
-from collections.abc import AsyncIterator, Generator
+from collections.abc import AsyncIterator, Awaitable, Callable, Generator
 from pathlib import Path
 from typing import Any
 
@@ -15,9 +17,11 @@ from playwright.async_api import (
     Dialog,
     Page,
     async_playwright,
+    expect,
 )
 
 from tests.conftest import HubFactory
+from tests.procs import Proc
 
 CHROMIUM = "/usr/bin/chromium"
 CHROMIUM_ARGS = [
@@ -32,6 +36,40 @@ CHROMIUM_ARGS = [
 HAVE_CHROMIUM = Path(CHROMIUM).exists()
 ARTIFACTS = Path(__file__).resolve().parents[1] / "artifacts"
 DESKTOP = {"width": 1280, "height": 900}
+# axe-core from npm (tests/browser/package.json): `npm ci --prefix tests/browser`, as .ci/run does.
+AXE = Path(__file__).resolve().parent / "node_modules" / "axe-core" / "axe.min.js"
+AXE_TIMEOUT_S = 60.0
+
+
+LONG = 60_000  # ms: imports against the slow simulator take a few seconds each
+
+
+def page_url(hub: Proc) -> str:
+    return hub.url + "/"
+
+
+async def start_import(page: Page, username: str, source: str = "chesscom") -> None:
+    await page.get_by_label("Site").select_option(source)
+    await page.get_by_label("Username").fill(username)
+    await page.get_by_role("button", name="Import More Games").click()
+
+
+async def finished(page: Page, timeout: float = LONG) -> None:
+    await expect(page.locator("#status-headline")).to_have_text("Import finished", timeout=timeout)
+
+
+async def assert_record_tables_fit(page: Page) -> None:
+    """The win/draw/loss tables stay inside their box and no split-bar label is cut."""
+    tables = await page.evaluate(
+        """() => [...document.querySelectorAll("table.record")].map((t) => ({
+             table: t.scrollWidth, box: t.closest(".chart-box").clientWidth,
+             cut: [...t.querySelectorAll(".seg")].filter((s) => s.scrollWidth > s.clientWidth)
+                   .map((s) => s.textContent) }))"""
+    )
+    assert len(tables) == 2, tables
+    for table in tables:
+        assert table["table"] <= table["box"], tables
+        assert table["cut"] == [], tables
 
 
 def screenshot_path(name: str) -> str:
@@ -67,9 +105,12 @@ class Pages:
         self._dialogs_seen = 0
 
     async def context(
-        self, width: int = DESKTOP["width"], height: int = DESKTOP["height"]
+        self, width: int = DESKTOP["width"], height: int = DESKTOP["height"], **options: Any
     ) -> BrowserContext:
-        context = await self.browser.new_context(viewport={"width": width, "height": height})
+        """A fresh context; `options` go to Playwright (permissions, reduced_motion…)."""
+        context = await self.browser.new_context(
+            viewport={"width": width, "height": height}, **options
+        )
         self.contexts.append(context)
         return context
 
@@ -137,3 +178,41 @@ def pytest_runtest_call(item: pytest.Item) -> Generator[None, None, None]:
     if isinstance(watcher, Pages):
         watcher.check()
     return result
+
+
+AxeCheck = Callable[[Page, str], Awaitable[None]]
+
+
+@pytest.fixture
+def axe() -> AxeCheck:
+    """`await axe(page, label)` fails on any axe-core violation of impact serious or critical."""
+    if not AXE.exists():
+        why = f"no axe-core at {AXE}; run `npm ci --prefix tests/browser`"
+        if os.environ.get("CI") == "true":  # .ci/run installs it: its absence is a failure there
+            pytest.fail(why)
+        pytest.skip(why)
+    source = AXE.read_text()
+
+    async def check(page: Page, label: str) -> None:
+        # Evaluated, not added as a <script>: the page's CSP rightly refuses inline scripts.
+        if not await page.evaluate("typeof window.axe === 'object'"):
+            await page.evaluate(source)
+        run = page.evaluate(
+            """async () => {
+              const result = await axe.run(document, { resultTypes: ["violations"] });
+              return result.violations
+                .filter((v) => v.impact === "serious" || v.impact === "critical")
+                .map((v) => ({ id: v.id, impact: v.impact, help: v.help,
+                               nodes: v.nodes.map((n) => n.target.join(" ")).slice(0, 5) }));
+            }"""
+        )
+        try:
+            violations = await asyncio.wait_for(run, AXE_TIMEOUT_S)
+        except TimeoutError:
+            # axe waits on timers: a page clock that is paused (page.clock) never lets it end.
+            raise AssertionError(f"axe-core did not finish in the {label} state") from None
+        assert violations == [], f"axe-core in the {label} state:\n" + json.dumps(
+            violations, indent=1
+        )
+
+    return check

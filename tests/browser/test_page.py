@@ -2,24 +2,30 @@
 
 from __future__ import annotations
 
-import asyncio
 import datetime
 import json
 import re
 import urllib.request
-from typing import Any
 
 import pytest
-from playwright.async_api import Page, WebSocketRoute, expect
+from playwright.async_api import WebSocketRoute, expect
 
-from tests.browser.conftest import Pages, screenshot_path
+from tests.browser.conftest import (
+    LONG,
+    Pages,
+    assert_record_tables_fit,
+    finished,
+    page_url,
+    screenshot_path,
+    start_import,
+)
+from tests.browser.scripted import ScriptedHub
 from tests.conftest import HubFactory
 from tests.procs import USER_AGENT, Proc
 
 pytestmark = pytest.mark.browser
 
 EVIL = "<img src=x onerror=alert(1)>"
-LONG = 60_000  # ms: imports against the slow simulator take a few seconds each
 
 # Captures the page's WebSocket so a test can send what the page itself never would.
 CAPTURE_SOCKET = """
@@ -40,20 +46,6 @@ def content_type(url: str) -> str:
     request = urllib.request.Request(url, headers={"User-Agent": USER_AGENT})
     with urllib.request.urlopen(request, timeout=5) as response:
         return str(response.headers.get("Content-Type", ""))
-
-
-def page_url(hub: Proc) -> str:
-    return hub.url + "/"
-
-
-async def start_import(page: Page, username: str, source: str = "chesscom") -> None:
-    await page.get_by_label("Site").select_option(source)
-    await page.get_by_label("Username").fill(username)
-    await page.get_by_role("button", name="Import More Games").click()
-
-
-async def finished(page: Page, timeout: float = LONG) -> None:
-    await expect(page.locator("#status-headline")).to_have_text("Import finished", timeout=timeout)
 
 
 async def test_root_serves_the_page_as_html(sim: Proc, hub_factory: HubFactory) -> None:
@@ -83,7 +75,7 @@ async def test_one_import_fills_the_bar_and_draws_the_charts(
         "Games of charted-p6x30 on chess.com"
     )
     await expect(page.locator("#analytics-status")).to_have_text(
-        "180 games stored for this player."
+        "180 games of standard chess stored for this player."
     )
     # games by month: one bar per month
     await expect(page.locator("#chart-months svg rect.bar")).to_have_count(6)
@@ -123,6 +115,9 @@ async def test_three_pages_queue_behind_one_slot(
     await expect(second.locator("#status-headline")).to_have_text("You are #1 in line")
     await start_import(third, "linethree-p10x4")
     await expect(third.locator("#status-headline")).to_have_text("You are #2 in line")
+    # The tab title carries the state, for a visitor looking at another tab.
+    await expect(third).to_have_title("(#2) Import hub")
+    await expect(first).to_have_title(re.compile(r"^\d{1,3}% · Import hub$"))
 
     for page in (second, third):
         await expect(page.locator("#queue-slots")).to_have_text("0 of 1 import slot available")
@@ -141,9 +136,11 @@ async def test_three_pages_queue_behind_one_slot(
 
     # the line moves: #2 becomes #1, then the import runs
     await expect(third.locator("#status-headline")).to_have_text("You are #1 in line", timeout=LONG)
+    await expect(third).to_have_title("(#1) Import hub")
     await expect(second.locator("#run-progress")).to_be_visible(timeout=LONG)
     for page in (first, second, third):
         await finished(page, timeout=2 * LONG)
+        await expect(page).to_have_title("✓ Done · Import hub")
     board = hub.get_json("/api/queue")
     assert board["running"] == [] and board["waiting_total"] == 0
 
@@ -184,6 +181,8 @@ async def test_ghost_player_gets_a_human_message(
     await expect(page.locator("#failed-message")).to_have_text(
         "We couldn't find that player on lichess. Check the spelling."
     )
+    await expect(page.locator("#failed-message")).to_have_class("problem")
+    await expect(page).to_have_title("✗ Failed · Import hub")
     await page.screenshot(path=screenshot_path("failed"), full_page=True)
     await page.get_by_role("button", name="Try again").click()
     await expect(page.get_by_label("Username")).to_be_focused()
@@ -228,7 +227,8 @@ async def test_markup_in_names_is_only_ever_text(
         json.dumps({"type": "import", "source": EVIL, "username": "ab"}),
     )
     await expect(error).to_have_text("Unknown source; expected chesscom or lichess.")
-    await asyncio.sleep(0.5)  # give any injected handler time to fire
+    # Text, never markup: no element was made from it, so no handler of it can ever fire.
+    assert "<img" not in await error.inner_html()
     assert await page.evaluate("document.querySelectorAll('img').length") == 0
     assert pages.dialogs == []
 
@@ -296,6 +296,7 @@ async def test_layout_has_no_horizontal_scroll(
     await expect(page.locator("#chart-rating svg.chart")).to_be_visible()
     scroll = await page.evaluate("document.scrollingElement.scrollWidth")
     assert scroll <= width, f"page is {scroll} px wide in a {width} px window"
+    await assert_record_tables_fit(page)
     await page.screenshot(path=screenshot_path(f"done-{width}"), full_page=True)
 
 
@@ -311,14 +312,26 @@ async def test_leave_queue_and_cancel(
     await start_import(leaver, "leaver-p3x2")
     await expect(leaver.locator("#status-headline")).to_have_text("You are #1 in line")
     await leaver.get_by_role("button", name="Leave queue").click()
-    await expect(leaver.locator("#status-headline")).to_have_text("Import stopped")
-    await expect(leaver.locator("#failed-message")).to_contain_text("The import was cancelled.")
+    # Leaving is the visitor's choice: said plainly, not drawn as an error.
+    await expect(leaver.locator("#status-headline")).to_have_text("You left the line")
+    await expect(leaver).to_have_title("Left the line · Import hub")
+    message = leaver.locator("#failed-message")
+    await expect(message).to_have_text(
+        "You left the line. Nothing was imported; you can join it again at any time."
+    )
+    await expect(message).to_have_class("outcome")
+    assert await message.evaluate("m => getComputedStyle(m, '::before').content") == "none"
+    await expect(leaver.get_by_role("button", name="Import again")).to_be_visible()
     await expect(runner.locator("#board-waiting")).to_have_text("Nobody is waiting.")
     assert await leaver.evaluate("localStorage.getItem('importHub.ticket')") is None
 
     await runner.get_by_role("button", name="Cancel").click()
     await expect(runner.locator("#status-headline")).to_have_text("Import stopped", timeout=LONG)
-    await expect(runner.get_by_role("button", name="Try again")).to_be_visible()
+    await expect(runner).to_have_title("Stopped · Import hub")
+    await expect(runner.locator("#failed-message")).to_have_text(
+        "You stopped the import. Games already imported are kept."
+    )
+    await expect(runner.get_by_role("button", name="Import again")).to_be_visible()
     await expect(leaver.locator("#board-running")).to_have_text("Nothing is importing right now.")
 
 
@@ -384,31 +397,6 @@ async def test_upstream_trouble_is_explained(
     await page.screenshot(path=screenshot_path("waiting"), full_page=True)
     await finished(page)
     await expect(page.locator("#done-new")).to_have_text("20")
-
-
-class ScriptedHub:
-    """Stands in for the hub's socket, so a test says exactly what the page hears and when."""
-
-    def __init__(self) -> None:
-        self.routes: list[WebSocketRoute] = []
-        self.received: list[dict[str, Any]] = []
-
-    def accept(self, ws: WebSocketRoute) -> None:
-        self.routes.append(ws)
-        ws.on_message(lambda text: self.received.append(json.loads(text)))
-        self.send({"type": "hello", "protocol": 1, "slots_total": 2, "slots_free": 0, "queued": 3})
-
-    def send(self, message: dict[str, Any]) -> None:
-        self.routes[-1].send(json.dumps(message))
-
-    async def heard(self, kind: str, timeout: float = 5.0) -> dict[str, Any]:
-        for _ in range(int(timeout / 0.05)):
-            for message in self.received:
-                if message["type"] == kind:
-                    self.received.remove(message)
-                    return message
-            await asyncio.sleep(0.05)
-        raise AssertionError(f"the page never sent {kind!r}; it sent {self.received}")
 
 
 async def test_wording_and_countdowns_against_a_scripted_hub(
@@ -523,12 +511,12 @@ async def test_wording_and_countdowns_against_a_scripted_hub(
     )
     await expect(headline).to_have_text("Import stopped")
     await expect(page.locator("#failed-message")).to_have_text(
-        "The import was cancelled. Games already imported are kept."
+        "You stopped the import. Games already imported are kept."
     )
     assert await page.evaluate("localStorage.getItem('importHub.ticket')") is None
 
     # A failure the page has no wording for shows the hub's own message, as text.
-    await page.get_by_role("button", name="Try again").click()
+    await page.get_by_role("button", name="Import again").click()
     assert (await fake.heard("import"))["username"] == "Scripted_1"
     fake.send(
         {
@@ -543,3 +531,26 @@ async def test_wording_and_countdowns_against_a_scripted_hub(
     fake.send({"type": "failed", "import_id": "i2", "code": "storage_full", "message": EVIL})
     await expect(page.locator("#failed-message")).to_have_text(EVIL)
     assert await page.evaluate("document.querySelectorAll('img').length") == 0
+
+
+async def test_analytics_show_standard_games_unless_asked_for_all(
+    sim: Proc, hub_factory: HubFactory, pages: Pages
+) -> None:
+    hub = hub_factory(sim)
+    page = await pages.new(page_url(hub))
+    async with page.expect_request(lambda r: "/summary" in r.url) as first:
+        await start_import(page, "filtered-p2x5")
+        await finished(page)
+    assert (await first.value).url == f"{hub.url}/api/players/chesscom/filtered-p2x5/summary"
+    status = page.locator("#analytics-status")
+    await expect(status).to_have_text("10 games of standard chess stored for this player.")
+    include = page.get_by_label("Include variants")
+    await expect(include).not_to_be_checked()
+
+    async with page.expect_response(lambda r: r.url.endswith("/summary?games=all")) as every:
+        await include.check()
+    assert (await every.value).ok
+    await expect(status).to_have_text(
+        "10 games stored for this player, variants and set-up positions included."
+    )
+    await expect(page.locator("#chart-months svg rect.bar")).to_have_count(2)
