@@ -8,7 +8,7 @@ import os
 import time
 from collections.abc import AsyncIterator
 from pathlib import Path
-from typing import Any
+from typing import Any, Literal
 
 from litestar import Litestar, MediaType, WebSocket, get, websocket
 from litestar.datastructures import State
@@ -17,6 +17,7 @@ from litestar.response import File, Response
 from litestar.static_files import create_static_files_router
 
 from hub import protocol as p
+from hub import receipt
 from hub.fanout import Fanout
 from hub.fetch import make_sources
 from hub.fetch.http import Http
@@ -131,10 +132,24 @@ async def import_state(state: State, import_id: str) -> dict[str, Any]:
 
 
 @get("/api/players/{source:str}/{username:str}/summary")
-async def player_summary(state: State, source: str, username: str) -> PlayerSummary:
+async def player_summary(
+    state: State, source: str, username: str, games: Literal["standard", "all"] = "standard"
+) -> PlayerSummary:
     if source not in p.SOURCES:
         raise NotFoundException(f"Unknown source {source!r}.")
-    return await _hub(state).store.player_summary(source, username.lower())
+    return await _hub(state).store.player_summary(source, username.lower(), games)
+
+
+@get("/api/players/{source:str}/{username:str}/receipt")
+async def player_receipt(state: State, source: str, username: str) -> receipt.Receipt:
+    """What the hub holds for the player, against the site's own count, and the gaps."""
+    hub = _hub(state)
+    if source not in hub.sources:
+        raise NotFoundException(f"Unknown source {source!r}.")
+    found = await receipt.load(hub.store, hub.sources[source], username.lower())
+    if found is None:
+        raise NotFoundException(f"No import of {username!r} from {source} yet.")
+    return found
 
 
 @get("/", include_in_schema=False)
@@ -231,6 +246,7 @@ def create_app(settings: Settings, sim: Any = None) -> Litestar:
             queue_board,
             import_state,
             player_summary,
+            player_receipt,
             index,
             favicon,
             static,

@@ -15,7 +15,7 @@ from hub.errors import HubError, StorageUnavailable
 from hub.fanout import Client, Fanout
 from hub.fetch.base import Source
 from hub.guard import ticket_key
-from hub.importer import Outcome, run_import
+from hub.importer import Outcome, run_import, summary
 from hub.metrics import Metrics
 from hub.queue.core import Admit, Drop, Entry, LineChanged, Release, Stop, UnknownTicket
 from hub.queue.driver import Event, QueueDriver, RemoteEnded, RemoteProgress, RemoteStarted
@@ -69,6 +69,7 @@ class ImportHub:
         # Live tickets per client address, for HUB_MAX_TICKETS_PER_IP.
         self.by_address: dict[str, set[str]] = {}
         self.key_address: dict[str, str] = {}
+        self.repairs: set[str] = set()  # waiting imports asked for as repairs
 
     @property
     def slots(self) -> int:
@@ -95,7 +96,9 @@ class ImportHub:
         s = self.queue.slots
         return p.Hello(p.PROTOCOL, s.slots, s.free, len(s.line))
 
-    async def request_import(self, client: Client, source: str, username: str) -> None:
+    async def request_import(
+        self, client: Client, source: str, username: str, repair: bool = False
+    ) -> None:
         username = username.lower()
         if len(self.by_address.get(client.address, ())) >= self.settings.max_tickets_per_ip:
             raise p.ProtocolError(
@@ -131,6 +134,8 @@ class ImportHub:
                 log.exception("could not record a new import", extra={"import_id": import_id})
                 await self.queue.cancel(key)
                 raise StorageUnavailable() from None
+        if repair and entry.state == "waiting":
+            self.repairs.add(entry.import_id)
         self.fanout.follow(client, key, entry.import_id)
         client.put(p.TicketMsg(secret, entry.import_id, source, entry.username, joined=joined))
         self._greet(client, entry)
@@ -228,7 +233,11 @@ class ImportHub:
         if record.state == "done":
             total = await self.store.count_games(record.source, record.username)
             took = (record.finished_at or 0.0) - (record.started_at or record.finished_at or 0.0)
-            final = p.Done(d.import_id, record.games, total, record.pages, round(took, 3))
+            source = self.sources[record.source]
+            complete, gaps = await summary(self.store, source, record.username)
+            final = p.Done(
+                d.import_id, record.games, total, record.pages, round(took, 3), complete, gaps
+            )
         else:
             final = p.Failed(
                 d.import_id, record.error or "internal", record.message or "Import failed."
@@ -284,6 +293,7 @@ class ImportHub:
         }
         message = messages.get(d.reason, d.reason)
         final = p.Failed(d.import_id, d.reason, message)
+        self.repairs.discard(d.import_id)
         log.info(
             "import left the line",
             extra={
@@ -362,8 +372,10 @@ class ImportHub:
                 on_page,
                 on_wait,
                 self.wall,
+                repair=entry.import_id in self.repairs,
             )
         finally:
+            self.repairs.discard(entry.import_id)
             self.running.pop(entry.import_id, None)
             duration = self.clock() - started
             final: p.ServerMessage
@@ -374,6 +386,8 @@ class ImportHub:
                     outcome.games_total,
                     outcome.pages,
                     round(duration, 3),
+                    outcome.complete,
+                    outcome.gaps,
                 )
             else:
                 final = p.Failed(

@@ -219,22 +219,52 @@ class Http:
         """
         if probe:
             async with self._probes[upstream]:
-                return await self.get(
-                    upstream,
-                    url,
-                    params=params,
-                    headers=headers,
-                    on_wait=on_wait,
-                    retry_on=retry_on,
-                    limited=limited,
+                return await self._fetch(
+                    "GET", upstream, url, None, params, headers, on_wait, retry_on, limited
                 )
+        return await self._fetch(
+            "GET", upstream, url, None, params, headers, on_wait, retry_on, limited
+        )
+
+    async def post(
+        self,
+        upstream: str,
+        url: str,
+        data: bytes,
+        *,
+        params: Mapping[str, str] | None = None,
+        headers: Mapping[str, str] | None = None,
+        on_wait: WaitCallback | None = None,
+    ) -> Reply:
+        """POST and read the whole answer, in the upstream's slot, retrying like `get`."""
+        return await self._fetch(
+            "POST", upstream, url, data, params, headers, on_wait, frozenset(), True
+        )
+
+    async def _fetch(
+        self,
+        method: str,
+        upstream: str,
+        url: str,
+        data: bytes | None,
+        params: Mapping[str, str] | None,
+        headers: Mapping[str, str] | None,
+        on_wait: WaitCallback | None,
+        retry_on: frozenset[int],
+        limited: bool,
+    ) -> Reply:
         budget = self.budget(upstream, on_wait)
         while True:
             try:
                 async with (
                     self._slot(upstream, limited),
-                    self.session.get(
-                        url, params=params, headers=headers, timeout=self._timeout
+                    self.session.request(
+                        method,
+                        url,
+                        params=params,
+                        headers=headers,
+                        data=data,
+                        timeout=self._timeout,
                     ) as resp,
                 ):
                     self._count_status(upstream, resp.status)

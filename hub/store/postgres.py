@@ -9,14 +9,17 @@ from typing import Any, ClassVar, Protocol
 from urllib.parse import parse_qs, urlsplit
 
 from hub.store import schema
-from hub.store.base import GameRow
+from hub.store.base import GameRow, LedgerWrite
 from hub.store.sql import (
     GAME_COLUMNS,
+    GAME_CONFLICT,
     PLAYER_GAME_COLUMNS,
+    LedgerSql,
     SQLStore,
     check_rows,
     game_tuple,
     player_rating,
+    write_ledger,
 )
 
 # Any fixed 64-bit key; it only has to be the same for every hub on one database.
@@ -40,6 +43,9 @@ _CREATE_STAGE = f"""
         white_result   TEXT,
         black_result   TEXT,
         pgn            TEXT,
+        variant        TEXT,
+        initial_fen    TEXT,
+        listed_ms      BIGINT,
         username       TEXT,
         color          TEXT,
         outcome        TEXT,
@@ -47,11 +53,12 @@ _CREATE_STAGE = f"""
     ) ON COMMIT DELETE ROWS
 """
 # ORDER BY game_id: concurrent pages sharing games lock them in one order, so two
-# imports of opponents cannot deadlock on each other's uncommitted rows.
+# imports of opponents cannot deadlock on each other's uncommitted rows. DISTINCT: an
+# upsert may not touch one row twice in a statement.
 _INSERT_GAMES = f"""
     INSERT INTO games ({", ".join(GAME_COLUMNS)})
-    SELECT {", ".join(GAME_COLUMNS)} FROM {_STAGE} ORDER BY game_id
-    ON CONFLICT (source, game_id) DO NOTHING
+    SELECT DISTINCT ON (game_id) {", ".join(GAME_COLUMNS)} FROM {_STAGE} ORDER BY game_id
+    {GAME_CONFLICT}
 """
 _INSERT_PLAYER_GAMES = f"""
     WITH added AS (
@@ -75,6 +82,7 @@ _UPSERT_CURSOR = """
     ON CONFLICT (source, username)
     DO UPDATE SET cursor = excluded.cursor, updated_at = excluded.updated_at
 """
+_LEDGER = LedgerSql("$")
 
 # SQLSTATE classes that mean the server is away or overloaded, not that a query is wrong:
 # 08 connection exception, 53 insufficient resources, 57 operator intervention (shutdown,
@@ -89,6 +97,7 @@ class _Asyncpg(Protocol):
     async def execute(self, query: str, *args: object) -> str: ...
     async def fetch(self, query: str, *args: object) -> list[Any]: ...
     async def fetchval(self, query: str, *args: object) -> Any: ...
+    async def executemany(self, query: str, args: Iterable[Sequence[object]]) -> None: ...
     async def copy_records_to_table(
         self, table_name: str, *, records: Iterable[Sequence[object]], columns: Sequence[str]
     ) -> str: ...
@@ -129,6 +138,7 @@ class PostgresStore(SQLStore):
         rows: Sequence[GameRow],
         pages_total: int | None,
         cursor: str | None,
+        ledger: LedgerWrite | None = None,
     ) -> int:
         """Store one page in one transaction; raise LookupError for an unknown import."""
         check_rows(source, username, rows)
@@ -147,6 +157,9 @@ class PostgresStore(SQLStore):
                     raise LookupError(f"unknown import {import_id!r}")
                 if cursor is not None:
                     await raw.execute(_UPSERT_CURSOR, source, username, cursor, time.time())
+                if ledger is not None:
+                    who = (source, username)
+                    await write_ledger(raw.executemany, _LEDGER, who, ledger, len(rows), new)
         return new
 
 

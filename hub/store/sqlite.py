@@ -15,14 +15,17 @@ from urllib.parse import quote
 import aiosqlite
 
 from hub.store import schema
-from hub.store.base import GameRow
+from hub.store.base import GameRow, LedgerWrite
 from hub.store.sql import (
     GAME_COLUMNS,
+    GAME_CONFLICT,
     PLAYER_GAME_COLUMNS,
+    LedgerSql,
     SQLStore,
     check_rows,
     game_tuple,
     player_game_tuple,
+    write_ledger,
 )
 
 # How long a writer waits for another process's write lock before giving up.
@@ -31,7 +34,7 @@ BUSY_TIMEOUT_S = 30.0
 _INSERT_GAMES = f"""
     INSERT INTO games ({", ".join(GAME_COLUMNS)})
     VALUES ({", ".join("?" * len(GAME_COLUMNS))})
-    ON CONFLICT (source, game_id) DO NOTHING
+    {GAME_CONFLICT}
 """
 _INSERT_PLAYER_GAMES = f"""
     INSERT INTO player_games ({", ".join(PLAYER_GAME_COLUMNS)})
@@ -51,6 +54,7 @@ _UPSERT_CURSOR = """
     ON CONFLICT (source, username)
     DO UPDATE SET cursor = excluded.cursor, updated_at = excluded.updated_at
 """
+_LEDGER = LedgerSql("?")
 
 
 class _Connection(sqlite3.Connection):
@@ -133,6 +137,7 @@ class SQLiteStore(SQLStore):
         rows: Sequence[GameRow],
         pages_total: int | None,
         cursor: str | None,
+        ledger: LedgerWrite | None = None,
     ) -> int:
         """Store one page in one transaction; raise LookupError for an unknown import."""
         check_rows(source, username, rows)
@@ -150,6 +155,9 @@ class SQLiteStore(SQLStore):
                     raise LookupError(f"unknown import {import_id!r}")
                 if cursor is not None:
                     await raw.execute(_UPSERT_CURSOR, (source, username, cursor, time.time()))
+                if ledger is not None:
+                    who = (source, username)
+                    await write_ledger(raw.executemany, _LEDGER, who, ledger, len(rows), new)
         return new
 
 

@@ -17,6 +17,7 @@ import pytest
 
 from hub.fanout import Client, Fanout
 from hub.fetch.base import Page, WaitCallback
+from hub.store.base import Comparable, Ledger
 from hub.mailbox import Mailbox
 from hub.queue.core import Slots
 from hub.queue.eta import Ewma
@@ -48,6 +49,8 @@ def row(source: str, username: str, n: int) -> GameRow:
 class Scripted:
     """A source whose pages, crash and pace the test decides."""
 
+    comparable = Comparable(site_what="games", stored_what="stored games")
+
     def __init__(self, name: str, pages: int = 3, crash_at: int | None = None) -> None:
         self.name = name
         self.pages_n = pages
@@ -57,8 +60,17 @@ class Scripted:
     async def probe(self, username: str, cursor: str | None) -> int | None:
         return self.pages_n
 
+    async def site_count(self, username: str, on_wait: WaitCallback | None = None) -> int | None:
+        return self.pages_n
+
     async def pages(
-        self, username: str, cursor: str | None, on_wait: WaitCallback | None = None
+        self,
+        username: str,
+        cursor: str | None,
+        on_wait: WaitCallback | None = None,
+        *,
+        ledger: Ledger | None = None,
+        repair: bool = False,
     ) -> AsyncGenerator[Page, None]:
         for n in range(self.pages_n):
             if self.gate is not None:

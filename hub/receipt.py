@@ -1,0 +1,104 @@
+"""The receipt: what the hub holds for a player, against the site's own count, and the gaps."""
+
+from __future__ import annotations
+
+import msgspec
+
+from hub.fetch.base import Source
+from hub.store.base import Ledger, Store, Unit
+
+
+class Count(msgspec.Struct, frozen=True):
+    count: int | None
+    what: str
+
+
+class UnitView(msgspec.Struct, frozen=True, kw_only=True):
+    unit: str
+    state: str
+    status: int | None
+    games_seen: int
+    games_new: int
+    games_known: int
+    skipped: dict[str, int]
+    fetched_at: float
+
+
+class Gap(msgspec.Struct, frozen=True):
+    unit: str
+    reason: str
+
+
+class Receipt(msgspec.Struct, frozen=True, kw_only=True):
+    """`GET /api/players/{source}/{username}/receipt`."""
+
+    source: str
+    username: str
+    complete: bool  # no unit failed or pending, nothing unreadable, and the counts agree
+    site: Count
+    stored: Count
+    stored_total: int
+    ongoing: int  # games the hub knows to be in progress: not missing
+    units: list[UnitView]
+    gaps: list[Gap]
+
+
+def gap_of(unit: Unit) -> Gap | None:
+    """Why a unit leaves a hole, or None when it holds everything it listed."""
+    if unit.state == "failed":
+        return Gap(unit.unit, f"could not be read: {unit.error or f'HTTP {unit.status}'}")
+    if unit.state == "pending":
+        return Gap(unit.unit, "not read yet: the import stopped before it")
+    if unit.unreadable:
+        n = len(unit.unreadable)
+        names = ", ".join(unit.unreadable[:10]) + (", …" if n > 10 else "")
+        return Gap(unit.unit, f"{n} game{'s' if n > 1 else ''} could not be parsed: {names}")
+    return None
+
+
+def build(
+    source: Source,
+    username: str,
+    ledger: Ledger,
+    stored_comparable: int,
+    stored_total: int,
+    ongoing: int,
+) -> Receipt:
+    """The receipt from the ledger and the store's counts; no I/O."""
+    units = sorted(ledger.units.values(), key=lambda u: u.unit)
+    gaps = [gap for gap in map(gap_of, units) if gap is not None]
+    agree = ledger.site_count is not None and ledger.site_count == stored_comparable
+    return Receipt(
+        source=source.name,
+        username=username,
+        complete=agree and not gaps,
+        site=Count(ledger.site_count, source.comparable.site_what),
+        stored=Count(stored_comparable, source.comparable.stored_what),
+        stored_total=stored_total,
+        ongoing=ongoing,
+        units=[
+            UnitView(
+                unit=u.unit,
+                state=u.state,
+                status=u.status,
+                games_seen=u.games_seen,
+                games_new=u.games_new,
+                games_known=u.games_known,
+                skipped=u.skipped,
+                fetched_at=u.fetched_at,
+            )
+            for u in units
+        ],
+        gaps=gaps,
+    )
+
+
+async def load(store: Store, source: Source, username: str) -> Receipt | None:
+    """The player's receipt, or None when the hub never recorded anything for them."""
+    ledger = await store.read_ledger(source.name, username)
+    if not ledger.known:
+        return None
+    comparable = await store.count_comparable(source.name, username, source.comparable)
+    total = await store.count_games(source.name, username)
+    ongoing = await store.count_ongoing(source.name, username)
+    return build(source, username, ledger, comparable, total, ongoing)
