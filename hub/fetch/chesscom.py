@@ -341,7 +341,8 @@ class ChessCom:
             except (UpstreamUnavailable, UpstreamBadData, RateLimited) as exc:
                 failures += 1
                 log.warning("chess.com month %s of %s failed: %s", month, user, exc.message)
-                unit, error = Unit(unit=month, state="failed", error=exc.message), exc
+                unit = Unit(unit=month, state="failed", status=exc.status, error=exc.message)
+                error = exc
             write = LedgerWrite(unit=unit, drop=plan.dropped if i == 0 else [])
             if i == 0:
                 write.pending = plan.unrecorded

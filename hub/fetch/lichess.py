@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import logging
 import math
+import time
 from collections.abc import AsyncGenerator
 from urllib.parse import quote
 
@@ -51,6 +52,7 @@ IDS_PER_REQUEST = 300  # the most lichess takes in one POST /api/games/export/_i
 ONGOING = "ongoing"  # the ledger unit of the games in progress, asked for by id
 _EXPORT = {"pgnInJson": "true", "clocks": "false", "opening": "true"}
 _NDJSON = {"Accept": "application/x-ndjson"}
+_COUNT_KEPT_S = 3600.0
 
 
 class _Count(msgspec.Struct):
@@ -78,7 +80,8 @@ class Lichess:
         self._lookback_ms = int(settings.lichess_lookback_s * 1000)
         self._probed: Probed[int | None] = Probed()
         # The profile count each import read as it began: the site's own count for its receipt.
-        self._counted: dict[str, int | None] = {}
+        # (read at, count); an import that fails never asks for it, so old ones are dropped.
+        self._counted: dict[str, tuple[float, int | None]] = {}
 
     async def probe(self, username: str, cursor: str | None) -> int | None:
         """Pages left by the profile's game count: one cheap request."""
@@ -100,10 +103,9 @@ class Lichess:
     ) -> AsyncGenerator[Page, None]:
         user = username.lower()
         ledger = ledger or Ledger()
-        total = await self._probed.take(user)
-        if total is None:
-            total = await self._count(user, on_wait)
-        self._counted[user] = total
+        # The profile first: an unknown player fails before anything else is asked. A repair
+        # that reads no export needs no page estimate, and asks no more than it reads.
+        total = None if repair else await self._total(user, on_wait)
         if ledger.ongoing and (not repair or needs_repair(ledger.units.get(ONGOING), None)):
             async for page in self._ongoing(user, ledger.ongoing, on_wait):
                 yield page
@@ -114,6 +116,7 @@ class Lichess:
                     yield await self._window(user, unit, ledger, on_wait)
             if cursor is not None and not ledger.open_units():
                 return  # the export from the cursor was read to its end
+            total = await self._total(user, on_wait)
         pager = Pager(
             user,
             self._page,
@@ -158,7 +161,7 @@ class Lichess:
                     await budget.backoff(f"export stream cut: {type(exc).__name__}")
         except (UpstreamUnavailable, RateLimited, UpstreamBadData) as exc:
             # The cursor stays at the last stored game; the ledger says where it stopped.
-            yield pager.failed(exc.message)
+            yield pager.failed(exc.message, exc.status)
             raise
 
     async def _ongoing(
@@ -182,7 +185,7 @@ class Lichess:
                     raise UpstreamUnavailable(f"lichess answered HTTP {reply.status} for ids.")
             except (UpstreamUnavailable, RateLimited) as exc:
                 log.warning("lichess games in progress of %s: %s", user, exc.message)
-                unit = Unit(unit=ONGOING, state="failed", error=exc.message)
+                unit = Unit(unit=ONGOING, state="failed", status=exc.status, error=exc.message)
                 yield Page(rows=[], pages_total=None, cursor=None, ledger=LedgerWrite(unit=unit))
                 return
             block = Block(user, frozenset(batch))
@@ -217,7 +220,9 @@ class Lichess:
         try:
             block = await self._read_all(user, params, frozenset(ledger.ongoing), on_wait)
         except (UpstreamUnavailable, RateLimited, UpstreamBadData) as exc:
-            failed = msgspec.structs.replace(unit, state="failed", error=exc.message)
+            failed = msgspec.structs.replace(
+                unit, state="failed", status=exc.status, error=exc.message
+            )
             return Page(rows=[], pages_total=None, cursor=None, ledger=LedgerWrite(unit=failed))
         write = block.write(unit.unit, unit.first_ms, unit.last_ms)
         return Page(rows=block.rows, pages_total=None, cursor=None, ledger=write)
@@ -246,6 +251,16 @@ class Lichess:
             except TRANSIENT_ERRORS as exc:
                 await budget.backoff(f"export stream cut: {type(exc).__name__}")
 
+    async def _total(self, user: str, on_wait: WaitCallback | None) -> int | None:
+        """The profile's game count, the probe's if fresh; kept as the site's own count."""
+        total = await self._probed.take(user)
+        if total is None:
+            total = await self._count(user, on_wait)
+        now = time.monotonic()
+        self._counted = {u: c for u, c in self._counted.items() if now - c[0] < _COUNT_KEPT_S}
+        self._counted[user] = (now, total)
+        return total
+
     async def site_count(self, username: str, on_wait: WaitCallback | None = None) -> int | None:
         """lichess's own count of finished games: the profile's count.all.
 
@@ -254,7 +269,7 @@ class Lichess:
         """
         user = username.lower()
         if user in self._counted:
-            return self._counted.pop(user)
+            return self._counted.pop(user)[1]
         return await self._count(user, on_wait)
 
     async def _count(

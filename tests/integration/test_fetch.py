@@ -278,7 +278,8 @@ async def test_chesscom_repair_reads_only_the_short_months(sim: str, http: Http)
     stored = {u: row.games_seen for u, row in ledger.units.items()}
     stored["2026/08"] = 1
     ledger = Ledger(units=ledger.units, stored=stored)
-    pages = [p async for p in source.pages("erinp6x4", first[-1].cursor, ledger=ledger, repair=True)]
+    cursor = first[-1].cursor
+    pages = [p async for p in source.pages("erinp6x4", cursor, ledger=ledger, repair=True)]
     assert [p.ledger.unit.unit for p in pages if p.ledger and p.ledger.unit] == ["2026/08"]
     assert len(ids(pages)) == 4 and pages[0].ledger is not None
     assert pages[0].ledger.unit is not None and pages[0].ledger.unit.status == 200  # no 304
@@ -424,8 +425,8 @@ async def test_chesscom_malformed_month_is_a_failed_month(body: bytes) -> None:
     if body == b'{"games": [{"uuid": "x"}]}':  # read, but its one game is unreadable: a gap
         assert unit is not None and (unit.state, unit.unreadable) == ("stored", ["x"])
     else:  # not read: the cursor stays before it
-        assert unit is not None and unit.state == "failed" and "could not read" in (unit.error or "")
-        assert page.cursor is None
+        assert unit is not None and unit.state == "failed"
+        assert "could not read" in (unit.error or "") and page.cursor is None
 
 
 async def test_chesscom_months_failing_in_a_row_stop_the_import() -> None:

@@ -17,7 +17,6 @@ import pytest
 
 from hub.fanout import Client, Fanout
 from hub.fetch.base import Page, WaitCallback
-from hub.store.base import Comparable, Ledger
 from hub.mailbox import Mailbox
 from hub.queue.core import Slots
 from hub.queue.eta import Ewma
@@ -25,6 +24,7 @@ from hub.queue.local import LocalQueue
 from hub.service import ImportHub
 from hub.settings import Settings
 from hub.store import GameRow, open_store
+from hub.store.base import Comparable, Ledger
 
 
 def row(source: str, username: str, n: int) -> GameRow:
