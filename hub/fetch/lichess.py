@@ -106,22 +106,34 @@ class Lichess:
         # The profile first: an unknown player fails before anything else is asked. A repair
         # that reads no export needs no page estimate, and asks no more than it reads.
         total = None if repair else await self._total(user, on_wait)
-        if ledger.ongoing and (not repair or needs_repair(ledger.units.get(ONGOING), None)):
+        followed = ledger.units.get(ONGOING)
+        # A repair asks about games in progress only when that failed last time.
+        follow = not repair or needs_repair(followed, None)
+        if follow and ledger.ongoing:
             async for page in self._ongoing(user, ledger.ongoing, on_wait):
                 yield page
+        start = decode_cursor(cursor)
+        # A cursor from before the ledger: nobody followed that player's games in progress,
+        # so they are asked for once (again, if that failed).
+        legacy = start is not None and not ledger.units
+        unfollowed = followed is not None and followed.state == "failed" and not ledger.ongoing
+        if follow and start is not None and ((legacy and not repair) or unfollowed):
+            yield await self._in_progress(user, on_wait)
         if repair:
             for unit in ledger.units.values():
                 closed = unit.first_ms is not None and unit.last_ms is not None
                 if closed and needs_repair(unit, ledger.stored.get(unit.unit, 0)):
                     yield await self._window(user, unit, ledger, on_wait)
-            if cursor is not None and not ledger.open_units():
+            if legacy:
+                start = None  # nothing vouches for what it read: the whole export again
+            elif start is not None and not ledger.open_units():
                 return  # the export from the cursor was read to its end
             total = await self._total(user, on_wait)
         pager = Pager(
             user,
             self._page,
             total,
-            decode_cursor(cursor),
+            start,
             self._lookback_ms,
             ongoing=frozenset(ledger.ongoing),
             open_units=ledger.open_units(),
@@ -209,6 +221,20 @@ class Lichess:
             # The games no longer in progress leave the list, as do ids lichess does not know.
             write = LedgerWrite(unit=unit, ongoing_remove=[g for g in batch if g not in still])
             yield Page(rows=block.rows, pages_total=None, cursor=None, ledger=write)
+
+    async def _in_progress(self, user: str, on_wait: WaitCallback | None) -> Page:
+        """Every game of the player still in progress, to follow them by id from now on."""
+        params = {"ongoing": "true", "finished": "false", **_EXPORT}
+        try:
+            block = await self._read_all(user, params, frozenset(), on_wait)
+        except (UpstreamUnavailable, RateLimited, UpstreamBadData) as exc:
+            unit = Unit(unit=ONGOING, state="failed", status=exc.status, error=exc.message)
+            return Page(rows=[], pages_total=None, cursor=None, ledger=LedgerWrite(unit=unit))
+        # Only games in progress were asked for; any finished one is stored all the same.
+        write = block.write(ONGOING)
+        assert write.unit is not None
+        write.unit.first_ms = write.unit.last_ms = None
+        return Page(rows=block.rows, pages_total=None, cursor=None, ledger=write)
 
     async def _window(
         self, user: str, unit: Unit, ledger: Ledger, on_wait: WaitCallback | None

@@ -24,7 +24,7 @@ class CorrGame(NamedTuple):
 
 
 def corr_games(name: str, now: float, growth: Growth) -> list[CorrGame]:
-    """3 to 5 games in progress, created in the player's older months."""
+    """3 to 5 games in progress, created before the last month when there are several."""
     lower = name.lower()
     months = player_months(lower, now, growth)
     if not months:
@@ -33,7 +33,7 @@ def corr_games(name: str, now: float, growth: Growth) -> list[CorrGame]:
     now_ms = int(now * 1000)
     games: list[CorrGame] = []
     for i in range(count):
-        month = months[i * len(months) // (count + 1)]
+        month = months[i * max(len(months) - 1, 1) // count]
         seed = bytearray(digest(f"corr|{lower}|{i}"))
         seed[23] = max(seed[23], 8)  # nobody plays the computer by correspondence
         start, span = month_start_ms(month), max(span_ms(month, now), 1)

@@ -390,3 +390,33 @@ async def ids_between(db: Path, user: str, first: int, last: int) -> list[str]:
             (user, first, last),
         )
     return [row[0] for row in rows]
+
+
+async def test_lichess_player_from_before_the_ledger_has_games_in_progress_followed(
+    tmp_path: Path,
+) -> None:
+    user = "corr-legacy-p3x30"
+    async with upstream(tmp_path) as (base, http, store):
+        source = Lichess(http, http.settings)
+        assert (await import_once(store, source, user)).complete
+        # As a hub upgraded from before the ledger finds it: a cursor, nothing else.
+        async with aiosqlite.connect(tmp_path / "hub.db") as conn:
+            await conn.execute("DELETE FROM ledger")
+            await conn.execute("DELETE FROM ongoing")
+            await conn.execute("UPDATE players SET site_count = NULL")
+            await conn.commit()
+        assert await store.count_ongoing("lichess", user) == 0
+        before = await requests_of(base, "lichess")
+        again = await import_once(store, source, user)
+        # the profile, the games in progress (once), the export from the cursor
+        assert delta(await requests_of(base, "lichess"), before) == {"200": 3}
+        going = await store.count_ongoing("lichess", user)
+        assert again.complete and going >= 3
+        ended = await sim_json(base, "POST", f"/_sim/finish/lichess/{user}?games=2")
+        finished = ended["finished"]
+        last = await import_once(store, source, user)
+        assert last.games_new == 2 and last.complete
+        assert set(finished) <= set(await store.game_ids("lichess", user))
+        assert await store.count_ongoing("lichess", user) == going - 2
+        truth_ids = (await sim_json(base, "GET", f"/_sim/truth/lichess/{user}"))["games"]
+        assert sorted(await store.game_ids("lichess", user)) == sorted(truth_ids)
