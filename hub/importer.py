@@ -5,12 +5,12 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
-from collections.abc import Callable
+from collections.abc import AsyncGenerator, Callable
 from dataclasses import dataclass
 
 from hub import receipt
 from hub.errors import Cancelled, HubError, StorageUnavailable
-from hub.fetch.base import Source, WaitCallback
+from hub.fetch.base import Page, Source, WaitCallback
 from hub.store.base import Store
 
 log = logging.getLogger("hub.importer")
@@ -56,29 +56,8 @@ async def run_import(
         cursor = await store.get_cursor(source.name, username)
         ledger = await store.read_ledger(source.name, username, with_stored=repair)
         pages = source.pages(username, cursor, on_wait, ledger=ledger, repair=repair)
-        # Closed on every path: an open lichess export holds the upstream's one stream slot.
-        async with contextlib.aclosing(pages):
-            async for page in pages:
-                new = await store.store_page(
-                    import_id,
-                    source.name,
-                    username,
-                    page.rows,
-                    page.pages_total,
-                    page.cursor,
-                    page.ledger,
-                )
-                outcome.pages += 1
-                outcome.games_new += new
-                on_page(outcome.pages, max(page.pages_total or 0, outcome.pages), outcome.games_new)
-                if stop.is_set():
-                    raise Cancelled()
-        # A repair answers the other units from the ledger, the site's count included.
-        if not repair or ledger.site_count is None:
-            count = await site_count(source, username, on_wait)
-            await store.record_site_count(source.name, username, count)
-        outcome.games_total = await store.count_games(source.name, username)
-        outcome.complete, outcome.gaps = await summary(store, source, username)
+        await _store_pages(outcome, import_id, source.name, username, store, stop, on_page, pages)
+        await _conclude(outcome, store, source, username, on_wait, repair, ledger.site_count)
     except HubError as exc:
         outcome.state = "cancelled" if isinstance(exc, Cancelled) else "failed"
         outcome.code, outcome.message = exc.code, exc.message
@@ -107,6 +86,49 @@ async def run_import(
             outcome.message = "The import failed inside the hub; the games stored so far are kept."
     await _record(store, import_id, outcome, wall)
     return outcome
+
+
+async def _store_pages(
+    outcome: Outcome,
+    import_id: str,
+    source: str,
+    username: str,
+    store: Store,
+    stop: asyncio.Event,
+    on_page: OnPage,
+    pages: AsyncGenerator[Page, None],
+) -> None:
+    """Each page in its own transaction, with a progress event; stop at a page boundary."""
+    # Closed on every path: an open lichess export holds the upstream's one stream slot.
+    async with contextlib.aclosing(pages):
+        async for page in pages:
+            rows, total = page.rows, page.pages_total
+            new = await store.store_page(
+                import_id, source, username, rows, total, page.cursor, page.ledger
+            )
+            outcome.pages += 1
+            outcome.games_new += new
+            on_page(outcome.pages, max(total or 0, outcome.pages), outcome.games_new)
+            if stop.is_set():
+                raise Cancelled()
+
+
+async def _conclude(
+    outcome: Outcome,
+    store: Store,
+    source: Source,
+    username: str,
+    on_wait: WaitCallback,
+    repair: bool,
+    kept: int | None,
+) -> None:
+    """The site's own count, then the totals and the receipt for `done`."""
+    # A repair answers the other units from the ledger, the site's count included.
+    if not repair or kept is None:
+        count = await site_count(source, username, on_wait)
+        await store.record_site_count(source.name, username, count)
+    outcome.games_total = await store.count_games(source.name, username)
+    outcome.complete, outcome.gaps = await summary(store, source, username)
 
 
 async def site_count(source: Source, username: str, on_wait: WaitCallback) -> int | None:

@@ -5,7 +5,7 @@ from __future__ import annotations
 import msgspec
 
 from hub.fetch.base import Source
-from hub.store.base import Ledger, Store, Unit
+from hub.store.base import Comparable, Ledger, Store, Unit
 
 
 class Count(msgspec.Struct, frozen=True):
@@ -57,7 +57,8 @@ def gap_of(unit: Unit) -> Gap | None:
 
 
 def build(
-    source: Source,
+    source: str,
+    comparable: Comparable,
     username: str,
     ledger: Ledger,
     stored_comparable: int,
@@ -69,11 +70,11 @@ def build(
     gaps = [gap for gap in map(gap_of, units) if gap is not None]
     agree = ledger.site_count is not None and ledger.site_count == stored_comparable
     return Receipt(
-        source=source.name,
+        source=source,
         username=username,
         complete=agree and not gaps,
-        site=Count(ledger.site_count, source.comparable.site_what),
-        stored=Count(stored_comparable, source.comparable.stored_what),
+        site=Count(ledger.site_count, comparable.site_what),
+        stored=Count(stored_comparable, comparable.stored_what),
         stored_total=stored_total,
         ongoing=ongoing,
         units=[
@@ -101,4 +102,4 @@ async def load(store: Store, source: Source, username: str) -> Receipt | None:
     comparable = await store.count_comparable(source.name, username, source.comparable)
     total = await store.count_games(source.name, username)
     ongoing = await store.count_ongoing(source.name, username)
-    return build(source, username, ledger, comparable, total, ongoing)
+    return build(source.name, source.comparable, username, ledger, comparable, total, ongoing)

@@ -86,7 +86,8 @@ class Lichess:
     async def probe(self, username: str, cursor: str | None) -> int | None:
         """Pages left by the profile's game count: one cheap request."""
         user = username.lower()
-        total = await self._probed.fetch(user, self._count(user, None, probe=True))
+        request = profile_count(self._http, self._base, user, None, probe=True)
+        total = await self._probed.fetch(user, request)
         if total is None:
             return None
         start = decode_cursor(cursor)
@@ -281,7 +282,7 @@ class Lichess:
         """The profile's game count, the probe's if fresh; kept as the site's own count."""
         total = await self._probed.take(user)
         if total is None:
-            total = await self._count(user, on_wait)
+            total = await profile_count(self._http, self._base, user, on_wait)
         now = time.monotonic()
         self._counted = {u: c for u, c in self._counted.items() if now - c[0] < _COUNT_KEPT_S}
         self._counted[user] = (now, total)
@@ -296,31 +297,33 @@ class Lichess:
         user = username.lower()
         if user in self._counted:
             return self._counted.pop(user)[1]
-        return await self._count(user, on_wait)
+        return await profile_count(self._http, self._base, user, on_wait)
 
-    async def _count(
-        self, user: str, on_wait: WaitCallback | None, probe: bool = False
-    ) -> int | None:
-        # Not a game export: lichess limits concurrent exports, not profile reads, so this
-        # does not take the stream slot (and cannot wait behind another import's export).
-        reply = await self._http.get(
-            UPSTREAM,
-            f"{self._base}/api/user/{quote(user, safe='')}",
-            on_wait=on_wait,
-            limited=False,
-            probe=probe,
-        )
-        if reply.status == 404:
-            raise PlayerNotFound(f'lichess has no player "{user}".')
-        if reply.status != 200:
-            raise UpstreamUnavailable(f"lichess answered HTTP {reply.status} for the profile.")
-        try:
-            profile = _profile_decoder.decode(reply.body)
-        except (msgspec.DecodeError, RecursionError) as exc:
-            raise UpstreamBadData(f"lichess sent a profile we could not read: {exc}") from None
-        if profile.disabled:
-            raise PlayerNotFound(f'lichess account "{user}" is closed.')
-        return None if profile.count is None else profile.count.all
+
+async def profile_count(
+    http: Http, base: str, user: str, on_wait: WaitCallback | None, probe: bool = False
+) -> int | None:
+    """The profile's count.all: finished games. Raises PlayerNotFound for no such player."""
+    # Not a game export: lichess limits concurrent exports, not profile reads, so this
+    # does not take the stream slot (and cannot wait behind another import's export).
+    reply = await http.get(
+        UPSTREAM,
+        f"{base}/api/user/{quote(user, safe='')}",
+        on_wait=on_wait,
+        limited=False,
+        probe=probe,
+    )
+    if reply.status == 404:
+        raise PlayerNotFound(f'lichess has no player "{user}".')
+    if reply.status != 200:
+        raise UpstreamUnavailable(f"lichess answered HTTP {reply.status} for the profile.")
+    try:
+        profile = _profile_decoder.decode(reply.body)
+    except (msgspec.DecodeError, RecursionError) as exc:
+        raise UpstreamBadData(f"lichess sent a profile we could not read: {exc}") from None
+    if profile.disabled:
+        raise PlayerNotFound(f'lichess account "{user}" is closed.')
+    return None if profile.count is None else profile.count.all
 
 
 def _check(resp: aiohttp.ClientResponse, user: str) -> None:
