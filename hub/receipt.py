@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import msgspec
 
-from hub.fetch.base import Source
+from hub.fetch.base import Source, expected_stored
 from hub.store.base import Comparable, Ledger, Store, Unit
 
 
@@ -34,7 +34,7 @@ class Receipt(msgspec.Struct, frozen=True, kw_only=True):
 
     source: str
     username: str
-    complete: bool  # no unit failed or pending, nothing unreadable, and the counts agree
+    complete: bool  # no gap (a unit failed, pending, unparseable or short) and the counts agree
     site: Count
     stored: Count
     stored_total: int
@@ -43,8 +43,12 @@ class Receipt(msgspec.Struct, frozen=True, kw_only=True):
     gaps: list[Gap]
 
 
-def gap_of(unit: Unit) -> Gap | None:
-    """Why a unit leaves a hole, or None when it holds everything it listed."""
+def gap_of(unit: Unit, stored: int | None = None) -> Gap | None:
+    """Why a unit leaves a hole, or None when it holds everything it listed.
+
+    `stored` is how many games the store holds in the unit's range, when it has one.
+    More than it listed is no hole: a game in progress then may have finished since.
+    """
     if unit.state == "failed":
         return Gap(unit.unit, f"could not be read: {unit.error or f'HTTP {unit.status}'}")
     if unit.state == "pending":
@@ -53,6 +57,9 @@ def gap_of(unit: Unit) -> Gap | None:
         n = len(unit.unreadable)
         names = ", ".join(unit.unreadable[:10]) + (", …" if n > 10 else "")
         return Gap(unit.unit, f"{n} game{'s' if n > 1 else ''} could not be parsed: {names}")
+    expected = expected_stored(unit)
+    if stored is not None and unit.first_ms is not None and stored < expected:
+        return Gap(unit.unit, f"the store holds {stored} of its {expected} games")
     return None
 
 
@@ -67,7 +74,8 @@ def build(
 ) -> Receipt:
     """The receipt from the ledger and the store's counts; no I/O."""
     units = sorted(ledger.units.values(), key=lambda u: u.unit)
-    gaps = [gap for gap in map(gap_of, units) if gap is not None]
+    found = (gap_of(u, ledger.stored.get(u.unit)) for u in units)
+    gaps = [gap for gap in found if gap is not None]
     agree = ledger.site_count is not None and ledger.site_count == stored_comparable
     return Receipt(
         source=source,
@@ -96,7 +104,7 @@ def build(
 
 async def load(store: Store, source: Source, username: str) -> Receipt | None:
     """The player's receipt, or None when the hub never recorded anything for them."""
-    ledger = await store.read_ledger(source.name, username)
+    ledger = await store.read_ledger(source.name, username, with_stored=True)
     if not ledger.known:
         return None
     comparable = await store.count_comparable(source.name, username, source.comparable)

@@ -109,6 +109,13 @@ def test_receipt_is_complete_only_without_gaps_and_with_equal_counts() -> None:
     assert not build(*source, "me", Ledger(units=unreadable, site_count=12), 12, 20, 0).complete
     pending = gap_of(Unit(unit="7..", state="pending"))
     assert pending is not None and "not read yet" in pending.reason
+    # a unit whose games the store no longer holds all of is a gap; holding more is not
+    short = Ledger(units=units, site_count=12, stored={"2026/01": 9, "2026/02": 11})
+    receipt = build(*source, "me", short, 12, 20, 0)
+    assert not receipt.complete
+    assert [(g.unit, g.reason) for g in receipt.gaps] == [
+        ("2026/01", "the store holds 9 of its 10 games")
+    ]
 
 
 def test_games_in_progress_are_not_missing() -> None:
