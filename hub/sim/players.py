@@ -333,7 +333,11 @@ def chesscom_stats(name: str, now: float, growth: Growth) -> dict[str, Any]:
         if key in classes:
             win, loss, draw, end, rating = classes[key]
             last = {"rating": rating, "date": end, "rd": 40 + digest(f"rd|{lower}")[0] % 60}
-            stats[key] = {"last": last, "record": {"win": win, "loss": loss, "draw": draw}}
+            record: dict[str, int] = {"win": win, "loss": loss, "draw": draw}
+            if key.endswith("_daily"):  # daily records also tell the pace, as on the site
+                record.update(time_per_move=3600 + digest(f"pace|{lower}")[0] * 97)
+                record.update(timeout_percent=0)
+            stats[key] = {"last": last, "record": record}
     seed = digest(f"tactics|{lower}")
     stats["fide"] = 0
     stats["tactics"] = {"highest": {"rating": 1200 + seed[0] * 4, "date": int(now) - 86400}}

@@ -320,7 +320,9 @@ def test_chesscom_stats_count_rated_records_only() -> None:
         key = classes.get((g["rules"], g["time_class"]))
         if key is not None and g["rated"]:
             expected[key] = expected.get(key, 0) + 1
-    got = {k: sum(v["record"].values()) for k, v in stats.items() if "record" in (v or {})}
+    records = {k: v["record"] for k, v in stats.items() if "record" in (v or {})}
+    got = {k: r["win"] + r["loss"] + r["draw"] for k, r in records.items()}
+    assert all("time_per_move" in r for k, r in records.items() if k.endswith("_daily"))
     assert got == expected and sum(got.values()) < len(games)
     assert stats["fide"] == 0 and "tactics" in stats and "puzzle_rush" in stats
 
