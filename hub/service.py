@@ -117,7 +117,17 @@ class ImportHub:
         secret = secrets.token_urlsafe(24)  # 192 bits
         key = ticket_key(secret)
         import_id = secrets.token_hex(8)
-        entry, joined = await self.queue.join(key, import_id, source, username)
+        if repair:  # before the join: an import admitted at once may start meanwhile
+            self.repairs.add(import_id)
+        try:
+            entry, joined = await self.queue.join(key, import_id, source, username)
+        except BaseException:
+            self.repairs.discard(import_id)
+            raise
+        if repair and joined:  # a waiting import joined becomes a repair; a running one not
+            self.repairs.discard(import_id)
+            if entry.state == "waiting":
+                self.repairs.add(entry.import_id)
         self.by_address.setdefault(client.address, set()).add(key)
         self.key_address[key] = client.address
         if not joined:
@@ -134,8 +144,6 @@ class ImportHub:
                 log.exception("could not record a new import", extra={"import_id": import_id})
                 await self.queue.cancel(key)
                 raise StorageUnavailable() from None
-        if repair and entry.state == "waiting":
-            self.repairs.add(entry.import_id)
         self.fanout.follow(client, key, entry.import_id)
         client.put(p.TicketMsg(secret, entry.import_id, source, entry.username, joined=joined))
         self._greet(client, entry)
@@ -221,6 +229,7 @@ class ImportHub:
 
     async def _ended_elsewhere(self, d: RemoteEnded) -> None:
         """Tell local followers how an import that ran on another replica ended."""
+        self.repairs.discard(d.import_id)  # the repair was not this replica's to run
         record = None
         for _ in range(20):  # the other replica records the end just after it commits
             record = await self.store.get_import(d.import_id)
