@@ -63,9 +63,9 @@ def _sim_flags(parser: argparse.ArgumentParser, prefix: str) -> None:
     group.add_argument(
         f"--{prefix}slow-s",
         type=float,
-        default=30.0,
+        default=5.0,
         dest="slow_s",
-        help="delay of `slow…` players (default 30)",
+        help="delay of `slow…` players, under the hub's read timeout (default 5)",
     )
 
 

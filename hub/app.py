@@ -17,6 +17,7 @@ from litestar.response import File, Response
 from litestar.static_files import create_static_files_router
 
 from hub import protocol as p
+from hub import receipt
 from hub.fanout import Fanout
 from hub.fetch import make_sources
 from hub.fetch.http import Http
@@ -153,6 +154,18 @@ async def player_summary(
     return await summaries.get(source, username.lower(), games)
 
 
+@get("/api/players/{source:str}/{username:str}/receipt")
+async def player_receipt(state: State, source: str, username: str) -> receipt.Receipt:
+    """What the hub holds for the player, against the site's own count, and the gaps."""
+    hub = _hub(state)
+    if source not in hub.sources:
+        raise NotFoundException(f"Unknown source {source!r}.")
+    found = await receipt.load(hub.store, hub.sources[source], username.lower())
+    if found is None:
+        raise NotFoundException(f"No import of {username!r} from {source} yet.")
+    return found
+
+
 @get("/", include_in_schema=False)
 async def index() -> File:
     return File(STATIC / "index.html", content_disposition_type="inline", media_type=MediaType.HTML)
@@ -246,6 +259,7 @@ def create_app(settings: Settings, sim: Any = None) -> Litestar:
             queue_board,
             import_state,
             player_summary,
+            player_receipt,
             index,
             favicon,
             static,

@@ -9,8 +9,9 @@ class HubError(Exception):
     code = "internal"
     default_message = "Something went wrong inside the hub."
 
-    def __init__(self, message: str | None = None) -> None:
+    def __init__(self, message: str | None = None, status: int | None = None) -> None:
         super().__init__(message or self.default_message)
+        self.status = status  # the upstream's last HTTP status, when one is to blame
 
     @property
     def message(self) -> str:

@@ -26,6 +26,8 @@ class _Message(msgspec.Struct, tag_field="type", forbid_unknown_fields=True):
 class Import(_Message, tag="import"):
     source: Source
     username: Username
+    # Read again only the units the player's receipt shows as failed or short.
+    repair: bool = False
 
 
 class Resume(_Message, tag="resume"):
@@ -113,6 +115,8 @@ class Done(_Out, tag="done"):
     games_total: int
     pages: int
     duration_s: float
+    complete: bool  # the receipt: every unit read and the site's own count agrees
+    gaps: int  # units that could not be read (GET .../receipt lists them)
 
 
 class Failed(_Out, tag="failed"):

@@ -75,7 +75,7 @@ class Runner:
         run = self.running.get(import_id)
         return None if run is None else run.last_progress
 
-    async def run(self, entry: Entry) -> tuple[Outcome, p.ServerMessage]:
+    async def run(self, entry: Entry, repair: bool = False) -> tuple[Outcome, p.ServerMessage]:
         """The import's outcome and the final message its followers were sent."""
         run = self.running[entry.import_id] = Running(entry, self.clock())
         # Replaced by the real outcome unless the task is cancelled at shutdown; the pages
@@ -97,6 +97,7 @@ class Runner:
                 lambda page, pages, games: self._page(run, page, pages, games),
                 lambda reason, retry_in_s: self._wait(run, reason, retry_in_s),
                 self.wall,
+                repair,
             )
         except HubError as exc:  # the row never reached the database
             outcome = Outcome(state="failed", code=exc.code, message=exc.message)
@@ -165,6 +166,8 @@ class Runner:
                 outcome.games_total,
                 outcome.pages,
                 round(duration, 3),
+                outcome.complete,
+                outcome.gaps,
             )
         else:
             final = p.Failed(

@@ -14,6 +14,7 @@ from hub.errors import StorageUnavailable
 from hub.fanout import Client, Fanout
 from hub.fetch.base import Source
 from hub.guard import ticket_key
+from hub.importer import summary
 from hub.metrics import Metrics
 from hub.probes import Probes
 from hub.queue.core import (
@@ -61,6 +62,7 @@ class ImportHub:
     ) -> None:
         self.settings = settings
         self.store = store
+        self.sources = sources
         self.queue = queue
         self.fanout = fanout
         self.clock = queue.clock  # the core's own time base, which a fleet shares
@@ -72,6 +74,7 @@ class ImportHub:
             store, sources, queue, fanout, self.rows, self.clock, wall, self.metrics
         )
         self.probes = Probes(sources, store, settings.probes_queued)
+        self.repairs: set[str] = set()  # waiting imports asked for as repairs
         self.stopping = False
         self.imports: dict[str, asyncio.Task[None]] = {}
         self.background: set[asyncio.Task[Any]] = set()
@@ -139,7 +142,9 @@ class ImportHub:
         s = self.queue.slots
         return p.Hello(p.PROTOCOL, s.slots, s.free, len(s.line))
 
-    async def request_import(self, client: Client, source: str, username: str) -> None:
+    async def request_import(
+        self, client: Client, source: str, username: str, repair: bool = False
+    ) -> None:
         secret, key = Tickets.mint()
         import_id = secrets.token_hex(8)
         try:
@@ -148,6 +153,10 @@ class ImportHub:
             )
         except Refused as exc:
             raise p.ProtocolError(exc.code, self._refusal(exc)) from None
+        # A waiting import joined becomes a repair, and so does a new one admitted at once
+        # (its task starts with the next loop turn); a running one joined does not.
+        if repair and (entry.state == "waiting" or not joined):
+            self.repairs.add(entry.import_id)
         if not joined:
             self.rows.add(
                 ImportRecord(
@@ -275,9 +284,11 @@ class ImportHub:
         )
 
     async def _import(self, entry: Entry) -> None:
+        repair = entry.import_id in self.repairs
+        self.repairs.discard(entry.import_id)
         try:
             try:
-                outcome, final = await self.runner.run(entry)
+                outcome, final = await self.runner.run(entry, repair)
             except asyncio.CancelledError:
                 # Shutting down: the stored pages are the checkpoint, and the slot is freed
                 # (or, in a fleet, its lease given back for the next replica).
@@ -308,6 +319,7 @@ class ImportHub:
 
     def _dropped(self, d: Drop) -> None:
         self.probes.cancel(d.import_id)
+        self.repairs.discard(d.import_id)
         message = DROPPED.get(d.reason, d.reason)
         final: p.ServerMessage
         if d.reason == "storage_unavailable":
@@ -351,7 +363,11 @@ class ImportHub:
         if record.state == "done":
             total = await self.store.count_games(record.source, record.username)
             took = (record.finished_at or 0.0) - (record.started_at or record.finished_at or 0.0)
-            final = p.Done(d.import_id, record.games, total, record.pages, round(took, 3))
+            source = self.sources[record.source]
+            complete, gaps = await summary(self.store, source, record.username)
+            final = p.Done(
+                d.import_id, record.games, total, record.pages, round(took, 3), complete, gaps
+            )
         else:
             final = p.Failed(
                 d.import_id, record.error or "internal", record.message or "Import failed."

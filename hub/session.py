@@ -59,7 +59,7 @@ async def _handle(hub: ImportHub, client: Client, text: str) -> None:
     try:
         message = p.decode(text)
         if isinstance(message, p.Import):
-            await hub.request_import(client, message.source, message.username)
+            await hub.request_import(client, message.source, message.username, message.repair)
         elif isinstance(message, p.Resume):
             await hub.resume(client, message.ticket)
         elif isinstance(message, p.Cancel):

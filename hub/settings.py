@@ -39,7 +39,9 @@ class Settings(msgspec.Struct, frozen=True, kw_only=True):
     pause_chesscom_s: float = 5.0  # wait after a 429 without Retry-After
     pause_lichess_s: float = 60.0
     request_timeout_s: float = 30.0
-    lichess_lookback_s: float = 14 * 86400.0  # re-read this far back for late correspondence games
+    # Games in progress are asked for by id; this only re-reads a margin behind the cursor,
+    # for an export that lags behind the newest games.
+    lichess_lookback_s: float = 600.0
     # estimates
     eta_prior_chesscom_s: float = 20.0
     eta_prior_lichess_s: float = 60.0

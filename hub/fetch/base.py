@@ -10,7 +10,7 @@ from typing import Any, Generic, Protocol, TypeVar
 import msgspec
 
 from hub.errors import PlayerNotFound
-from hub.store.base import GameRow
+from hub.store.base import Comparable, GameRow, Ledger, LedgerWrite, Unit
 
 T = TypeVar("T")
 
@@ -24,12 +24,14 @@ class Page(msgspec.Struct, kw_only=True):
     rows: list[GameRow]  # de-duplicated within the page
     pages_total: int | None  # best current estimate; never below the pages yielded so far
     cursor: str | None  # opaque; passing it back later resumes after this page
+    ledger: LedgerWrite | None = None  # the ledger rows this page describes
 
 
 class Source(Protocol):
     """One chess site, seen as a resumable sequence of pages."""
 
     name: str  # "chesscom" | "lichess"
+    comparable: Comparable  # what the site's own count covers
 
     async def probe(self, username: str, cursor: str | None) -> int | None:
         """Cheaply estimate how many pages an import from `cursor` will take.
@@ -39,14 +41,45 @@ class Source(Protocol):
         ...
 
     def pages(
-        self, username: str, cursor: str | None, on_wait: WaitCallback | None = None
+        self,
+        username: str,
+        cursor: str | None,
+        on_wait: WaitCallback | None = None,
+        *,
+        ledger: Ledger | None = None,
+        repair: bool = False,
     ) -> AsyncGenerator[Page, None]:
         """Yield the player's games after `cursor`, oldest first, one page at a time.
 
-        Close the iterator (`aclose`) when stopping early: a lichess export holds
-        the upstream's only stream slot until then.
+        Units the ledger holds as failed or pending are read first. With `repair`,
+        only the units that failed, or whose stored count differs from what they
+        saw, are read again, in full. Close the iterator (`aclose`) when stopping
+        early: a lichess export holds the upstream's only stream slot until then.
         """
         ...
+
+    async def site_count(self, username: str, on_wait: WaitCallback | None = None) -> int | None:
+        """The site's own count of the player's games in `comparable`; None if it won't say."""
+        ...
+
+
+# Skips that are not holes: a game in progress is not missing, and a game of someone else
+# is not the player's. Every other reason (an unparseable game) means a game we lack.
+EXPECTED_SKIPS = frozenset({"ongoing", "not_the_player", "not_found"})
+
+
+def expected_stored(unit: Unit) -> int:
+    """How many of the unit's games the store should hold after reading it."""
+    return unit.games_seen - sum(n for r, n in unit.skipped.items() if r in EXPECTED_SKIPS)
+
+
+def needs_repair(unit: Unit | None, stored: int | None) -> bool:
+    """A repair reads a unit again when it failed, was never read, or the store lacks games."""
+    if unit is None or unit.state in ("failed", "pending") or unit.unreadable:
+        return True
+    if unit.first_ms is None or unit.last_ms is None:  # an empty unit, or one without a range
+        return False
+    return (stored or 0) != expected_stored(unit)
 
 
 class Probed(Generic[T]):

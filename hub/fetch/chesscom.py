@@ -5,16 +5,18 @@ from __future__ import annotations
 import logging
 import re
 import time
+from collections import Counter
 from collections.abc import AsyncGenerator, Callable
 from urllib.parse import quote, urlsplit
 
 import msgspec
 
-from hub.errors import PlayerNotFound, UpstreamBadData, UpstreamUnavailable
+from hub.errors import HubError, PlayerNotFound, RateLimited, UpstreamBadData, UpstreamUnavailable
 from hub.fetch.base import Page, Probed, WaitCallback
 from hub.fetch.http import Http, Reply
+from hub.fetch.months import Cursor, MonthPlan
 from hub.settings import Settings
-from hub.store.base import GameRow
+from hub.store.base import Comparable, GameRow, Ledger, LedgerWrite, Unit
 
 log = logging.getLogger(__name__)
 
@@ -22,10 +24,21 @@ UPSTREAM = "chesscom"
 DRAW_RESULTS = frozenset(
     {"agreed", "repetition", "stalemate", "insufficient", "50move", "timevsinsufficient"}
 )
+STANDARD_START = "rnbqkbnr/pppppppp/8/8/8/8/PPPPPPPP/RNBQKBNR w KQkq - 0 1"
+# The stats classes, and the stored games each counts (rated games only, by chess.com's word).
+STATS_CLASSES = ("chess_daily", "chess960_daily", "chess_rapid", "chess_blitz", "chess_bullet")
+COMPARABLE = Comparable(
+    site_what="rated games in chess.com's stats records: " + ", ".join(STATS_CLASSES),
+    stored_what="stored rated games: standard daily, rapid, blitz and bullet, and chess960 daily",
+    rated_only=True,
+    kinds=(("standard", ("daily", "rapid", "blitz", "bullet")), ("chess960", ("daily",))),
+)
 _MONTH_PATH = re.compile(r"/games/(\d{4})/(\d{2})/?$")
 _MONTH = re.compile(r"\d{4}/\d{2}")
 # A probe's archive list is reused by the pages() call that usually follows it right away.
 _PROBE_FRESH_S = 30.0
+# Months failing one after another mean chess.com is down, not that one month is broken.
+GIVE_UP_AFTER = 3
 
 
 class _Side(msgspec.Struct, kw_only=True):
@@ -43,26 +56,59 @@ class _Game(msgspec.Struct, kw_only=True):
     white: _Side
     black: _Side
     pgn: str | None = None
+    rules: str = "chess"
+    initial_setup: str | None = None
+
+
+class _Ids(msgspec.Struct):
+    """Only the ids of a game that would not parse, to name it."""
+
+    uuid: str | None = None
+    url: str | None = None
 
 
 class _Month(msgspec.Struct):
-    games: list[_Game]
+    games: list[msgspec.Raw]
 
 
 class _Archives(msgspec.Struct):
     archives: list[str]
 
 
-class Cursor(msgspec.Struct, kw_only=True, omit_defaults=True):
-    """The last month fully stored, with the validators to refetch it conditionally."""
-
-    month: str  # "YYYY/MM"
-    etag: str | None = None
-    last_modified: str | None = None
+class _Record(msgspec.Struct):
+    win: int = 0
+    loss: int = 0
+    draw: int = 0
 
 
+class _Class(msgspec.Struct):
+    record: _Record | None = None
+
+
+class _Stats(msgspec.Struct):
+    chess_daily: _Class | None = None
+    chess960_daily: _Class | None = None
+    chess_rapid: _Class | None = None
+    chess_blitz: _Class | None = None
+    chess_bullet: _Class | None = None
+
+
+class MonthRead(msgspec.Struct, kw_only=True):
+    """One month's games, and what could not be taken from it."""
+
+    rows: list[GameRow]
+    seen: int  # distinct games listed
+    skipped: dict[str, int]
+    unreadable: list[str]
+    first_ms: int | None  # end times of the games listed, in ms
+    last_ms: int | None
+
+
+_game_decoder = msgspec.json.Decoder(_Game)
+_ids_decoder = msgspec.json.Decoder(_Ids)
 _month_decoder = msgspec.json.Decoder(_Month)
 _archives_decoder = msgspec.json.Decoder(_Archives)
+_stats_decoder = msgspec.json.Decoder(_Stats)
 _cursor_decoder = msgspec.json.Decoder(Cursor)
 
 
@@ -85,6 +131,7 @@ def to_row(game: _Game, username: str) -> GameRow | None:
     else:
         log.warning("chess.com game %s: %s plays neither side; skipped", game_id, username)
         return None
+    start = game.initial_setup
     return GameRow(
         source=UPSTREAM,
         game_id=game_id,
@@ -101,21 +148,65 @@ def to_row(game: _Game, username: str) -> GameRow | None:
         color=color,
         outcome=outcome(own.result),
         pgn=game.pgn,
+        variant="standard" if game.rules == "chess" else game.rules,
+        initial_fen=start if start and start != STANDARD_START else None,
+        listed_ms=game.end_time * 1000,
     )
 
 
-def parse_month(body: bytes, username: str) -> list[GameRow]:
-    """Rows of one month's `{"games": [...]}`, de-duplicated by game id."""
+def _name(raw: msgspec.Raw) -> str:
+    """The id of a game that would not parse, or "?" when even that is unreadable."""
+    try:
+        ids = _ids_decoder.decode(raw)
+    except (msgspec.DecodeError, RecursionError):
+        return "?"
+    return ids.uuid or ids.url or "?"
+
+
+def parse_month(body: bytes, username: str) -> MonthRead:
+    """Rows of one month's `{"games": [...]}`, de-duplicated by game id.
+
+    A body that is not a month raises UpstreamBadData; a single game that cannot be
+    read is counted as skipped ("unparseable") and named, and the others are kept.
+    """
     try:
         month = _month_decoder.decode(body)
     except (msgspec.DecodeError, RecursionError) as exc:
         raise UpstreamBadData(f"chess.com sent a month we could not read: {exc}") from None
     rows: dict[str, GameRow] = {}
-    for game in month.games:
+    skipped: Counter[str] = Counter()
+    unreadable: list[str] = []
+    seen: set[str] = set()
+    ends: list[int] = []
+    for raw in month.games:
+        try:
+            game = _game_decoder.decode(raw)
+            if not (game.uuid or game.url):
+                raise UpstreamBadData("a game with neither uuid nor url")
+        except (msgspec.DecodeError, RecursionError, UpstreamBadData) as exc:
+            name = _name(raw)
+            log.warning("chess.com game %s unreadable: %s; skipped", name, exc)
+            skipped["unparseable"] += 1
+            unreadable.append(name)
+            continue
+        game_id = game.uuid or game.url or ""
+        if game_id in seen:
+            continue
+        seen.add(game_id)
+        ends.append(game.end_time * 1000)
         row = to_row(game, username)
-        if row is not None:
-            rows.setdefault(row.game_id, row)
-    return list(rows.values())
+        if row is None:
+            skipped["not_the_player"] += 1
+        else:
+            rows[game_id] = row
+    return MonthRead(
+        rows=list(rows.values()),
+        seen=len(seen) + len(unreadable),
+        skipped=dict(skipped),
+        unreadable=unreadable,
+        first_ms=min(ends, default=None),
+        last_ms=max(ends, default=None),
+    )
 
 
 def parse_archives(body: bytes) -> list[tuple[str, str]]:
@@ -131,6 +222,20 @@ def parse_archives(body: bytes) -> list[tuple[str, str]]:
             raise UpstreamBadData(f"chess.com sent an archive URL we could not read: {url!r}")
         months.append((f"{match[1]}/{match[2]}", url))
     return months
+
+
+def parse_stats(body: bytes) -> int:
+    """Rated games counted by the stats records of every class that has one."""
+    try:
+        stats = _stats_decoder.decode(body)
+    except (msgspec.DecodeError, RecursionError) as exc:
+        raise UpstreamBadData(f"chess.com sent stats we could not read: {exc}") from None
+    total = 0
+    for name in STATS_CLASSES:
+        klass: _Class | None = getattr(stats, name)
+        if klass is not None and klass.record is not None:
+            total += klass.record.win + klass.record.loss + klass.record.draw
+    return total
 
 
 def rebase(url: str, base: str) -> str:
@@ -164,10 +269,39 @@ def _refused(reply: Reply, what: str) -> UpstreamUnavailable:
     return UpstreamUnavailable(f"chess.com answered HTTP {reply.status} for {what}.")
 
 
+def read_unit(
+    month: str, reply: Reply, username: str, before: Unit | None
+) -> tuple[Unit, MonthRead]:
+    """The ledger row and games of one month's answer; raise for one that is not a month."""
+    etag, modified = reply.headers.get("ETag"), reply.headers.get("Last-Modified")
+    if reply.status == 304 and before is not None:
+        unit = msgspec.structs.replace(
+            before, state="not_modified", status=304, games_new=0, error=None,
+            games_known=before.games_new + before.games_known,
+            etag=etag or before.etag, last_modified=modified or before.last_modified,
+        )  # fmt: skip
+        return unit, MonthRead(
+            rows=[], seen=0, skipped={}, unreadable=[], first_ms=None, last_ms=None
+        )
+    if reply.status == 410:  # this month will never exist: an empty month
+        read = MonthRead(rows=[], seen=0, skipped={}, unreadable=[], first_ms=None, last_ms=None)
+        return Unit(unit=month, state="stored", status=410), read
+    if reply.status != 200:
+        raise _refused(reply, f"month {month}")
+    read = parse_month(reply.body, username)
+    unit = Unit(
+        unit=month, state="stored", status=200, etag=etag, last_modified=modified,
+        games_seen=read.seen, skipped=read.skipped, unreadable=read.unreadable,
+        first_ms=read.first_ms, last_ms=read.last_ms,
+    )  # fmt: skip
+    return unit, read
+
+
 class ChessCom:
-    """One page per archived month; the cursor month is refetched with If-None-Match."""
+    """One page per archived month; months already read are refetched with their ETag."""
 
     name = UPSTREAM
+    comparable = COMPARABLE
 
     def __init__(
         self, http: Http, settings: Settings, clock: Callable[[], float] = time.monotonic
@@ -181,50 +315,69 @@ class ChessCom:
         """Months this import will request: one archive-list request."""
         user = username.lower()
         months = await self._probed.fetch(user, self._archives(user, None, probe=True))
-        return len(_plan(months, decode_cursor(cursor)))
+        return len(MonthPlan(months, decode_cursor(cursor), Ledger()).months)
 
     async def pages(
-        self, username: str, cursor: str | None, on_wait: WaitCallback | None = None
+        self,
+        username: str,
+        cursor: str | None,
+        on_wait: WaitCallback | None = None,
+        *,
+        ledger: Ledger | None = None,
+        repair: bool = False,
     ) -> AsyncGenerator[Page, None]:
         user = username.lower()
-        start = decode_cursor(cursor)
         months = await self._probed.take(user)
         if months is None:
             months = await self._archives(user, on_wait)
-        plan = _plan(months, start)
-        for month, url in plan:
-            headers: dict[str, str] = {}
-            if start is not None and month == start.month:
-                if start.etag:
-                    headers["If-None-Match"] = start.etag
-                if start.last_modified:
-                    headers["If-Modified-Since"] = start.last_modified
-            # A listed month answering 404 is chess.com's transient "internal error": retry it.
-            reply = await self._http.get(
-                UPSTREAM,
-                rebase(url, self._base),
-                headers=headers,
-                on_wait=on_wait,
-                retry_on=frozenset({404}),
-            )
-            if reply.status == 304 and start is not None:
-                yield Page(rows=[], pages_total=len(plan), cursor=cursor)  # nothing new
-                continue
-            if reply.status == 410:  # this month will never exist: count it and go on
-                rows: list[GameRow] = []
-                stored = Cursor(month=month)
-            elif reply.status == 200:
-                rows = parse_month(reply.body, user)
-                stored = Cursor(
-                    month=month,
-                    etag=reply.headers.get("ETag"),
-                    last_modified=reply.headers.get("Last-Modified"),
-                )
-            else:
-                raise _refused(reply, f"month {month}")
+        plan = MonthPlan(months, decode_cursor(cursor), ledger or Ledger(), repair)
+        failures = 0
+        for i, (month, url) in enumerate(plan.months):
+            error: HubError | None = None
+            read: MonthRead | None = None
+            try:
+                unit, read = await self._month(user, month, url, plan, on_wait)
+                failures = 0
+            except (UpstreamUnavailable, UpstreamBadData, RateLimited) as exc:
+                failures += 1
+                log.warning("chess.com month %s of %s failed: %s", month, user, exc.message)
+                unit = Unit(unit=month, state="failed", status=exc.status, error=exc.message)
+                error = exc
+            write = LedgerWrite(unit=unit, drop=plan.dropped if i == 0 else [])
+            if i == 0:
+                write.pending = plan.unrecorded
+            moved = plan.record(unit)
             yield Page(
-                rows=rows, pages_total=len(plan), cursor=msgspec.json.encode(stored).decode()
+                rows=read.rows if read else [],
+                pages_total=len(plan.months),
+                cursor=None if moved is None else msgspec.json.encode(moved).decode(),
+                ledger=write,
             )
+            if error is not None and (failures >= GIVE_UP_AFTER or isinstance(error, RateLimited)):
+                raise error  # the months not read stay pending in the ledger
+
+    async def _month(
+        self, user: str, month: str, url: str, plan: MonthPlan, on_wait: WaitCallback | None
+    ) -> tuple[Unit, MonthRead]:
+        # A listed month answering 404 is chess.com's transient "internal error": retry it.
+        reply = await self._http.get(
+            UPSTREAM,
+            rebase(url, self._base),
+            headers=plan.validators(month),
+            on_wait=on_wait,
+            retry_on=frozenset({404}),
+        )
+        return read_unit(month, reply, user, plan.units.get(month))
+
+    async def site_count(self, username: str, on_wait: WaitCallback | None = None) -> int | None:
+        """chess.com's own count: the stats records, which count rated games only."""
+        user = username.lower()
+        url = f"{self._base}/pub/player/{quote(user, safe='')}/stats"
+        reply = await self._http.get(UPSTREAM, url, on_wait=on_wait)
+        if reply.status != 200:
+            log.warning("chess.com stats of %s: HTTP %s", user, reply.status)
+            return None
+        return parse_stats(reply.body)
 
     async def _archives(
         self, user: str, on_wait: WaitCallback | None, probe: bool = False
@@ -238,10 +391,3 @@ class ChessCom:
         if reply.status != 200:
             raise _refused(reply, "the archive list")
         return parse_archives(reply.body)
-
-
-def _plan(months: list[tuple[str, str]], start: Cursor | None) -> list[tuple[str, str]]:
-    """Months to request: all, or those at or after the cursor month (which may have grown)."""
-    if start is None:
-        return months
-    return [(m, url) for m, url in months if m >= start.month]

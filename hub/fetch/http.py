@@ -81,6 +81,7 @@ class Budget:
         self._used = 0
         self._last = ""
         self._only_rate_limited = True  # every failure so far was a 429
+        self.status: int | None = None  # the last HTTP status that failed, for the ledger
 
     def reset(self) -> None:
         """Progress was made (a page was yielded): a later failure is a new request."""
@@ -118,9 +119,10 @@ class Budget:
         # A timeout or a 5xx among the failures means the upstream is struggling, not
         # merely asking us to slow down: a 429 after our own timed-out requests is an echo.
         if self._only_rate_limited:
-            raise RateLimited(f"{self._upstream} kept answering 429 Too Many Requests.")
+            raise RateLimited(f"{self._upstream} kept answering 429 Too Many Requests.", 429)
         raise UpstreamUnavailable(
-            f"{self._upstream} is not answering right now ({self._last}). Try again later."
+            f"{self._upstream} is not answering right now ({self._last}). Try again later.",
+            self.status,
         )
 
 
@@ -219,22 +221,52 @@ class Http:
         """
         if probe:
             async with self._probes[upstream]:
-                return await self.get(
-                    upstream,
-                    url,
-                    params=params,
-                    headers=headers,
-                    on_wait=on_wait,
-                    retry_on=retry_on,
-                    limited=limited,
+                return await self._fetch(
+                    "GET", upstream, url, None, params, headers, on_wait, retry_on, limited
                 )
+        return await self._fetch(
+            "GET", upstream, url, None, params, headers, on_wait, retry_on, limited
+        )
+
+    async def post(
+        self,
+        upstream: str,
+        url: str,
+        data: bytes,
+        *,
+        params: Mapping[str, str] | None = None,
+        headers: Mapping[str, str] | None = None,
+        on_wait: WaitCallback | None = None,
+    ) -> Reply:
+        """POST and read the whole answer, in the upstream's slot, retrying like `get`."""
+        return await self._fetch(
+            "POST", upstream, url, data, params, headers, on_wait, frozenset(), True
+        )
+
+    async def _fetch(
+        self,
+        method: str,
+        upstream: str,
+        url: str,
+        data: bytes | None,
+        params: Mapping[str, str] | None,
+        headers: Mapping[str, str] | None,
+        on_wait: WaitCallback | None,
+        retry_on: frozenset[int],
+        limited: bool,
+    ) -> Reply:
         budget = self.budget(upstream, on_wait)
         while True:
             try:
                 async with (
                     self._slot(upstream, limited),
-                    self.session.get(
-                        url, params=params, headers=headers, timeout=self._timeout
+                    self.session.request(
+                        method,
+                        url,
+                        params=params,
+                        headers=headers,
+                        data=data,
+                        timeout=self._timeout,
                     ) as resp,
                 ):
                     self._count_status(upstream, resp.status)
@@ -246,6 +278,8 @@ class Http:
                 continue
             except aiohttp.ClientError as exc:  # a bad URL, a redirect loop: retrying won't help
                 raise UpstreamUnavailable(f"{upstream}: {_describe(exc)}") from exc
+            if status == 429 or status >= 500 or status in retry_on:
+                budget.status = status
             if status == 429:
                 retry_after = parse_retry_after(resp_headers.get("Retry-After"))
                 await budget.rate_limited(retry_after, "429 Too Many Requests")
@@ -289,6 +323,7 @@ class Http:
                             yield resp
                             return
                         detail = f"HTTP {resp.status}"
+                        budget.status = resp.status
                         retry_after = parse_retry_after(resp.headers.get("Retry-After"))
                         # Drain the short error body so the connection can be reused.
                         with suppress(*TRANSIENT_ERRORS):

@@ -276,6 +276,8 @@ class Slots:
                 "queue_full",
                 f"The line is full ({len(self.line)} waiting); try again later.",
             )
+        if existing is None and import_id in self.entries:
+            raise ValueError(f"import id {import_id!r} is in use")
         self.tickets[ticket] = Ticket(ticket, "", address)
         self.per_address[address] = held + 1
         if existing is not None:

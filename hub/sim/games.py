@@ -151,9 +151,11 @@ def _control(klass: str, b: bytes) -> tuple[int, int]:
     return choices[b[15] % len(choices)]
 
 
-def chesscom_game(who: Profile, b: bytes, end_ms: int, prev_ms: int) -> Game:
+def chesscom_game(who: Profile, b: bytes, end_ms: int, prev_ms: int, daily: bool = False) -> Game:
     """One game as chess.com's monthly archive lists it, PGN included."""
     klass, white, mine, theirs, rating, other = _shape(who, b)
+    if daily:
+        klass = "daily"
     opp, line = _opponent(b, who.name), _OPENINGS[b[4] % len(_OPENINGS)]
     low, end, daily = opp.lower(), end_ms // 1000, klass == "daily"
     base, inc = _control(klass, b)
@@ -200,6 +202,90 @@ def chesscom_game(who: Profile, b: bytes, end_ms: int, prev_ms: int) -> Game:
     if b[14] % 10 != 9:
         game["eco"] = line.url
     return game
+
+
+# Variants a `mixed` player plays besides standard chess, with a start and moves legal there.
+CHESS960_START = "nrbbkqrn/pppppppp/8/8/8/8/PPPPPPPP/NRBBKQRN w KQkq - 0 1"
+POSITION_START = "rnbqkbnr/pppppppp/8/8/4P3/8/PPPP1PPP/RNBQKBNR b KQkq - 0 1"
+_VARIANT_MOVES = {
+    "chess960": (("d4", "d5", "c4", "c6"), "1. d4 d5 2. c4 c6"),
+    "position": (("c5", "Nf3", "d6"), "1... c5 2. Nf3 d6"),
+}
+VARIANTS = ("chess960", "position", "unrated")
+
+
+def vary_chesscom(game: Game, kind: str) -> Game:
+    """The game as a chess960, from-position or unrated one (a `mixed` player's)."""
+    if kind == "unrated":
+        return {**game, "rated": False}
+    start = CHESS960_START if kind == "chess960" else POSITION_START
+    head, _, rest = game["pgn"].partition("\n\n")
+    result = rest.split()[-1]
+    tags = '[SetUp "1"]\n[FEN "' + start + '"]\n'
+    if kind == "chess960":
+        tags = '[Variant "Chess960"]\n' + tags
+    head = head.replace("[WhiteElo", tags + "[WhiteElo", 1)
+    varied = {k: v for k, v in game.items() if k not in ("tcn", "eco")}
+    varied.update(
+        pgn=f"{head}\n\n{_VARIANT_MOVES[kind][1]} {result}\n",
+        initial_setup=start,
+        fen=start,
+        rules="chess960" if kind == "chess960" else "chess",
+    )
+    if kind == "position":  # chess.com rates no game from a set-up position
+        varied["rated"] = False
+    return varied
+
+
+def vary_lichess(game: Game, kind: str) -> Game:
+    """The game as a chess960, from-position or unrated one (a `mixed` player's)."""
+    varied = dict(game)
+    if kind == "unrated" or kind == "position":  # lichess rates no from-position game
+        varied["rated"] = False
+        varied["players"] = {
+            side: {k: v for k, v in p.items() if k != "ratingDiff"}
+            for side, p in game["players"].items()
+        }
+    if kind in ("chess960", "position"):
+        variant = "chess960" if kind == "chess960" else "fromPosition"
+        varied.update(variant=variant, initialFen=CHESS960_START)
+        if kind == "position":
+            varied["initialFen"] = POSITION_START
+        else:
+            varied["perf"] = "chess960"
+        varied["moves"] = " ".join(_VARIANT_MOVES[kind][0])
+        varied.pop("opening", None)
+    return varied
+
+
+def ongoing_lichess(game: Game, created_ms: int, moved_ms: int) -> Game:
+    """A correspondence game still in progress: no winner yet, its last move so far."""
+    players = {
+        side: {k: v for k, v in p.items() if k != "ratingDiff"}
+        for side, p in game["players"].items()
+    }
+    started: Game = {
+        k: v for k, v in game.items() if k not in ("winner", "clock", "players", "opening")
+    }
+    started.update(
+        speed="correspondence",
+        perf="correspondence",
+        createdAt=created_ms,
+        lastMoveAt=moved_ms,
+        status="started",
+        players=players,
+        daysPerTurn=3,
+    )
+    return started
+
+
+def finished_lichess(ongoing: Game, done: Game, end_ms: int) -> Game:
+    """The same game once it has ended at `end_ms`, dated by its creation as before."""
+    ended = dict(ongoing)
+    ended.update(lastMoveAt=end_ms, status=done["status"], players=done["players"])
+    if "winner" in done:
+        ended["winner"] = done["winner"]
+    return ended
 
 
 def lichess_game(who: Profile, b: bytes, end_ms: int, prev_ms: int) -> Game:

@@ -30,6 +30,74 @@ class GameRow(msgspec.Struct, frozen=True, kw_only=True):
     color: str  # the player's colour: "white" | "black"
     outcome: str  # the player's outcome: "win" | "draw" | "loss"
     pgn: str | None = None
+    variant: str = "standard"  # chess rules: standard, chess960, crazyhouse...
+    initial_fen: str | None = None  # only when the game did not start from the usual position
+    # When the site files the game in its units (epoch ms): chess.com the end, lichess the
+    # creation. Ledger units are ranges of it, so the store can count what each one holds.
+    listed_ms: int | None = None
+
+
+# Ledger states: a unit read whole, answered 304, given up on after its retries, or not
+# read yet (planned, or the part of an export after the last page stored).
+UNIT_STATES = ("stored", "not_modified", "failed", "pending")
+
+
+class Unit(msgspec.Struct, kw_only=True):
+    """One ledger row: what the last read of one unit of a player's games found.
+
+    A unit is a chess.com month ("YYYY/MM"), a lichess export window ("<first>..<last>"
+    createdAt in ms; "<since>.." for the unread rest of an export) or "ongoing" (the
+    lichess games in progress, asked for by id).
+    """
+
+    unit: str
+    state: str
+    status: int | None = None  # HTTP status of the last answer
+    etag: str | None = None
+    last_modified: str | None = None
+    games_seen: int = 0  # games the site listed in the unit, skipped ones included
+    games_new: int = 0
+    games_known: int = 0  # already stored before this read
+    skipped: dict[str, int] = msgspec.field(default_factory=dict)  # reason -> count
+    unreadable: list[str] = msgspec.field(default_factory=list)  # ids ("?" if unknown)
+    first_ms: int | None = None  # the unit's range of `listed_ms`, when it has one
+    last_ms: int | None = None
+    error: str | None = None  # why it failed
+    fetched_at: float = 0.0
+
+
+class LedgerWrite(msgspec.Struct, kw_only=True):
+    """What one page changes in the ledger, written in the page's own transaction."""
+
+    unit: Unit | None = None  # games_new/games_known of a `stored` unit are counted by the store
+    pending: list[str] = msgspec.field(default_factory=list)  # mark pending unless recorded
+    drop: list[str] = msgspec.field(default_factory=list)  # units this page supersedes
+    ongoing_add: list[tuple[str, int]] = msgspec.field(default_factory=list)  # (id, created ms)
+    ongoing_remove: list[str] = msgspec.field(default_factory=list)
+
+
+class Ledger(msgspec.Struct, kw_only=True):
+    """A player's ledger as an import starts: units, games in progress, the site's count."""
+
+    units: dict[str, Unit] = msgspec.field(default_factory=dict)
+    ongoing: list[str] = msgspec.field(default_factory=list)  # ids of games in progress
+    stored: dict[str, int] = msgspec.field(default_factory=dict)  # games held in each range
+    site_count: int | None = None
+    known: bool = False  # any trace of the player: a cursor, a unit or a count
+
+    def open_units(self) -> list[str]:
+        """Units without an end: the unread rest of an export."""
+        return [u for u in self.units if u.endswith("..")]
+
+
+class Comparable(msgspec.Struct, frozen=True, kw_only=True):
+    """The games a site's own count covers, so that both sides count the same thing."""
+
+    site_what: str
+    stored_what: str
+    rated_only: bool = False
+    # (variant, time classes) pairs counted; None counts every variant and class.
+    kinds: tuple[tuple[str, tuple[str, ...]], ...] | None = None
 
 
 class ImportRecord(msgspec.Struct, kw_only=True):
@@ -158,11 +226,13 @@ class Store(abc.ABC):
         rows: Sequence[GameRow],
         pages_total: int | None,
         cursor: str | None,
+        ledger: LedgerWrite | None = None,
     ) -> int:
         """Store one page in one transaction and return how many games were new.
 
         In the same transaction: the games, the import's page and game counters,
-        and the player's cursor (when given). A page is stored whole or not at all.
+        the player's cursor (when given) and the ledger rows the page describes.
+        A page is stored whole or not at all.
         """
 
     @abc.abstractmethod
@@ -186,3 +256,18 @@ class Store(abc.ABC):
     async def player_summary(
         self, source: str, username: str, games: Games = "standard"
     ) -> PlayerSummary: ...
+
+    @abc.abstractmethod
+    async def read_ledger(self, source: str, username: str, with_stored: bool = False) -> Ledger:
+        """The player's ledger; `with_stored` also counts the games held in each unit."""
+
+    @abc.abstractmethod
+    async def record_site_count(self, source: str, username: str, count: int | None) -> None:
+        """Keep what the site counted at the end of an import (None: it would not say)."""
+
+    @abc.abstractmethod
+    async def count_comparable(self, source: str, username: str, comparable: Comparable) -> int:
+        """Stored games of the player in the category the site's own count covers."""
+
+    @abc.abstractmethod
+    async def count_ongoing(self, source: str, username: str) -> int: ...

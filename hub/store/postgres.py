@@ -11,16 +11,19 @@ from urllib.parse import parse_qs, urlsplit
 from databases import Database
 
 from hub.store import schema
-from hub.store.base import GameRow, ImportRecord
+from hub.store.base import GameRow, ImportRecord, LedgerWrite
 from hub.store.sql import (
     GAME_COLUMNS,
+    GAME_CONFLICT,
     IMPORT_COLUMNS,
     PLAYER_GAME_COLUMNS,
+    LedgerSql,
     SQLStore,
     check_rows,
     game_tuple,
     import_tuple,
     player_rating,
+    write_ledger,
 )
 
 # Any fixed 64-bit key; it only has to be the same for every hub on one database.
@@ -44,6 +47,9 @@ _CREATE_STAGE = f"""
         white_result   TEXT,
         black_result   TEXT,
         pgn            TEXT,
+        variant        TEXT,
+        initial_fen    TEXT,
+        listed_ms      BIGINT,
         username       TEXT,
         color          TEXT,
         outcome        TEXT,
@@ -51,11 +57,12 @@ _CREATE_STAGE = f"""
     ) ON COMMIT DELETE ROWS
 """
 # ORDER BY game_id: concurrent pages sharing games lock them in one order, so two
-# imports of opponents cannot deadlock on each other's uncommitted rows.
+# imports of opponents cannot deadlock on each other's uncommitted rows. DISTINCT: an
+# upsert may not touch one row twice in a statement.
 _INSERT_GAMES = f"""
     INSERT INTO games ({", ".join(GAME_COLUMNS)})
-    SELECT {", ".join(GAME_COLUMNS)} FROM {_STAGE} ORDER BY game_id
-    ON CONFLICT (source, game_id) DO NOTHING
+    SELECT DISTINCT ON (game_id) {", ".join(GAME_COLUMNS)} FROM {_STAGE} ORDER BY game_id
+    {GAME_CONFLICT}
 """
 _INSERT_PLAYER_GAMES = f"""
     WITH added AS (
@@ -84,6 +91,7 @@ _INSERT_IMPORTS = f"""
     INSERT INTO imports ({", ".join(IMPORT_COLUMNS)})
     VALUES ({", ".join(f"${n}" for n in range(1, len(IMPORT_COLUMNS) + 1))})
 """
+_LEDGER = LedgerSql("$")
 
 # SQLSTATE classes that mean the server is away or overloaded, not that a query is wrong:
 # 08 connection exception, 53 insufficient resources, 57 operator intervention (shutdown,
@@ -150,6 +158,7 @@ class PostgresStore(SQLStore):
         rows: Sequence[GameRow],
         pages_total: int | None,
         cursor: str | None,
+        ledger: LedgerWrite | None = None,
     ) -> int:
         """Store one page in one transaction; raise LookupError for an unknown import."""
         check_rows(source, username, rows)
@@ -168,6 +177,9 @@ class PostgresStore(SQLStore):
                     raise LookupError(f"unknown import {import_id!r}")
                 # On every page, cursor or not: a summary cached before it is stale.
                 await raw.execute(_UPSERT_CURSOR, source, username, cursor, time.time())
+                if ledger is not None:
+                    who = (source, username)
+                    await write_ledger(raw.executemany, _LEDGER, who, ledger, len(rows), new)
         return new
 
 

@@ -180,7 +180,55 @@ def _queue_step(boolean: str, false: str) -> tuple[str, ...]:
 SQLITE_STEPS += (_queue_step("INTEGER", "0"),)
 POSTGRES_STEPS += (_queue_step("BOOLEAN", "FALSE"),)
 
-# Step 3: the caps on tickets per address are the core's, so a fleet's line keeps addresses.
+
+# Step 3: receipts. What each game is (variant, start position) and where the site files it
+# (listed_ms), the ledger of units read per player, the lichess games still in progress, and
+# the site's own count at the end of the last import. skipped and unreadable hold JSON.
+def _receipts_step(big: str, real: str) -> tuple[str, ...]:
+    return (
+        "ALTER TABLE games ADD COLUMN variant TEXT NOT NULL DEFAULT 'standard'",
+        "ALTER TABLE games ADD COLUMN initial_fen TEXT",
+        f"ALTER TABLE games ADD COLUMN listed_ms {big}",
+        f"""
+        CREATE TABLE ledger (
+            source         TEXT    NOT NULL,
+            username       TEXT    NOT NULL,
+            unit           TEXT    NOT NULL,
+            state          TEXT    NOT NULL
+                           CHECK (state IN ('stored', 'not_modified', 'failed', 'pending')),
+            status         INTEGER,
+            etag           TEXT,
+            last_modified  TEXT,
+            games_seen     INTEGER NOT NULL DEFAULT 0,
+            games_new      INTEGER NOT NULL DEFAULT 0,
+            games_known    INTEGER NOT NULL DEFAULT 0,
+            skipped        TEXT    NOT NULL DEFAULT '{{}}',
+            unreadable     TEXT    NOT NULL DEFAULT '[]',
+            first_ms       {big},
+            last_ms        {big},
+            error          TEXT,
+            fetched_at     {real} NOT NULL,
+            PRIMARY KEY (source, username, unit)
+        )
+        """,
+        f"""
+        CREATE TABLE ongoing (
+            source      TEXT NOT NULL,
+            username    TEXT NOT NULL,
+            game_id     TEXT NOT NULL,
+            created_ms  {big} NOT NULL,
+            PRIMARY KEY (source, username, game_id)
+        )
+        """,
+        "ALTER TABLE players ADD COLUMN site_count INTEGER",
+        f"ALTER TABLE players ADD COLUMN site_checked_at {real}",
+    )
+
+
+SQLITE_STEPS += (_receipts_step("INTEGER", "REAL"),)
+POSTGRES_STEPS += (_receipts_step("BIGINT", "DOUBLE PRECISION"),)
+
+# Step 4: the caps on tickets per address are the core's, so a fleet's line keeps addresses.
 _ADDRESS_STEP = ("ALTER TABLE queue_tickets ADD COLUMN address TEXT NOT NULL DEFAULT ''",)
 SQLITE_STEPS += (_ADDRESS_STEP,)
 POSTGRES_STEPS += (_ADDRESS_STEP,)

@@ -11,23 +11,26 @@ from pathlib import Path
 import aiosqlite
 
 from hub.store import schema
-from hub.store.base import GameRow, ImportRecord
+from hub.store.base import GameRow, ImportRecord, LedgerWrite
 from hub.store.sql import (
     GAME_COLUMNS,
+    GAME_CONFLICT,
     IMPORT_COLUMNS,
     PLAYER_GAME_COLUMNS,
+    LedgerSql,
     SQLStore,
     check_rows,
     game_tuple,
     import_tuple,
     player_game_tuple,
+    write_ledger,
 )
 from hub.store.sqlite_pool import READERS, SQLitePool, immediate
 
 _INSERT_GAMES = f"""
     INSERT INTO games ({", ".join(GAME_COLUMNS)})
     VALUES ({", ".join("?" * len(GAME_COLUMNS))})
-    ON CONFLICT (source, game_id) DO NOTHING
+    {GAME_CONFLICT}
 """
 _INSERT_PLAYER_GAMES = f"""
     INSERT INTO player_games ({", ".join(PLAYER_GAME_COLUMNS)})
@@ -52,6 +55,7 @@ _INSERT_IMPORTS = f"""
     INSERT INTO imports ({", ".join(IMPORT_COLUMNS)})
     VALUES ({", ".join("?" * len(IMPORT_COLUMNS))})
 """
+_LEDGER = LedgerSql("?")
 
 
 # Result codes that mean the file is locked, full or unreachable, not that a query is wrong.
@@ -112,6 +116,7 @@ class SQLiteStore(SQLStore):
         rows: Sequence[GameRow],
         pages_total: int | None,
         cursor: str | None,
+        ledger: LedgerWrite | None = None,
     ) -> int:
         """Store one page in one transaction; raise LookupError for an unknown import."""
         check_rows(source, username, rows)
@@ -125,6 +130,9 @@ class SQLiteStore(SQLStore):
                 raise LookupError(f"unknown import {import_id!r}")
             # On every page, cursor or not: a summary cached before it is stale.
             await raw.execute(_UPSERT_CURSOR, (source, username, cursor, time.time()))
+            if ledger is not None:
+                who = (source, username)
+                await write_ledger(raw.executemany, _LEDGER, who, ledger, len(rows), new)
         return new
 
 

@@ -46,7 +46,7 @@ def make_pages(players_: int, months: int, games: int) -> list[Page]:
         name = f"ingest{i}-p{months}x{games}"
         for month in players.player_months(name, now, {}):
             body = players.month_data("chesscom", name, month, now).body
-            pages.append((name, parse_month(body, name)))
+            pages.append((name, parse_month(body, name).rows))
     return pages
 
 

@@ -17,6 +17,7 @@ from hub.errors import PlayerNotFound, RateLimited, UpstreamBadData, UpstreamUna
 from hub.fetch import ChessCom, Http, Lichess, Page, Source, make_sources
 from hub.settings import Settings
 from hub.sim import SimConfig, start_sim
+from hub.store.base import Ledger
 
 # A fixed sim clock (mid-month) so game times and the current month cannot move under a test.
 NOW = float(calendar.timegm((2026, 11, 15, 12, 0, 0)))
@@ -81,13 +82,30 @@ async def truth(base: str, source: str, user: str) -> list[str]:
 
 
 async def fetch(
-    source: Source, user: str, cursor: str | None = None, waits: list[Any] | None = None
+    source: Source,
+    user: str,
+    cursor: str | None = None,
+    waits: list[Any] | None = None,
+    ledger: Ledger | None = None,
 ) -> list[Page]:
     def on_wait(reason: str, seconds: float) -> None:
         if waits is not None:
             waits.append((reason, seconds))
 
-    return [page async for page in source.pages(user, cursor, on_wait)]
+    return [page async for page in source.pages(user, cursor, on_wait, ledger=ledger)]
+
+
+def ledger_after(pages: list[Page], before: Ledger | None = None) -> Ledger:
+    """The ledger a store would hold after these pages (units only)."""
+    units = dict(before.units) if before else {}
+    for page in pages:
+        if page.ledger is None:
+            continue
+        for unit in page.ledger.drop:
+            units.pop(unit, None)
+        if page.ledger.unit is not None:
+            units[page.ledger.unit.unit] = page.ledger.unit
+    return Ledger(units=units)
 
 
 def ids(pages: list[Page]) -> list[str]:
@@ -194,11 +212,21 @@ async def test_chesscom_incremental(sim: str, http: Http) -> None:
     assert cursor is not None
     assert json.loads(cursor)["month"] == "2026/11" and json.loads(cursor)["etag"]
 
+    ledger = ledger_after(first)
+    assert len(ledger.units) == 24 and {u.state for u in ledger.units.values()} == {"stored"}
+
     before = await sim_status(sim, "chesscom")
     assert await source.probe("carolp24x10", cursor) == 1
-    again = await fetch(source, "carolp24x10", cursor)
+    again = await fetch(source, "carolp24x10", cursor, ledger=ledger)
     after = await sim_status(sim, "chesscom")
-    assert [(p.rows, p.cursor) for p in again] == [([], cursor)]
+    # the cursor month, asked with its ETag: a 304, and the cursor does not move
+    assert [(p.rows, p.cursor) for p in again] == [([], None)]
+    unit = again[0].ledger.unit if again[0].ledger else None
+    assert unit is not None and (unit.unit, unit.state, unit.games_seen) == (
+        "2026/11",
+        "not_modified",
+        10,
+    )
     delta = {code: n - before.get(code, 0) for code, n in after.items()}
     assert delta.get("304") == 1
     assert sum(n for code, n in delta.items() if code != "304") <= 2
@@ -207,11 +235,54 @@ async def test_chesscom_incremental(sim: str, http: Http) -> None:
     await sim_call(sim, "POST", "/_sim/grow/chesscom/carolp24x10?games=5")
     grown = set(await truth(sim, "chesscom", "carolp24x10")) - known
     assert len(grown) == 5
-    third = await fetch(source, "carolp24x10", cursor)
+    third = await fetch(source, "carolp24x10", cursor, ledger=ledger_after(again, ledger))
     # the cursor month is refetched whole; the store's unique key drops what it already has
     assert len(third) == 1
     assert set(ids(third)) - known == grown
-    assert third[0].cursor != cursor
+    assert third[0].cursor is not None and third[0].cursor != cursor
+
+
+async def test_chesscom_hole_is_a_failed_month_and_the_cursor_waits_for_it(sim: str) -> None:
+    user = "holep4x5"
+    async with opened(make_settings(sim, retries=1)) as http:
+        source = ChessCom(http, http.settings)
+        first = await fetch(source, user)
+        ledger = ledger_after(first)
+        states = {u: row.state for u, row in ledger.units.items()}
+        assert states == {
+            "2026/08": "stored",
+            "2026/09": "failed",
+            "2026/10": "stored",
+            "2026/11": "stored",
+        }
+        assert "HTTP 500" in (ledger.units["2026/09"].error or "")
+        # the cursor names the last month with no hole before it, and never passes the hole
+        cursors = [json.loads(p.cursor)["month"] for p in first if p.cursor]
+        assert cursors == ["2026/08"]
+        assert len(ids(first)) == 15
+        await sim_call(sim, "POST", f"/_sim/heal/chesscom/{user}")
+        second = await fetch(source, user, first[0].cursor, ledger=ledger)
+    # the failed month first, then every month from the cursor on, asked with their ETags
+    units = [p.ledger.unit.unit for p in second if p.ledger and p.ledger.unit]
+    assert units == ["2026/09", "2026/08", "2026/10", "2026/11"]
+    assert [len(p.rows) for p in second] == [5, 0, 0, 0]
+    assert json.loads(second[0].cursor or "")["month"] == "2026/11"
+    assert sorted(ids(first) + ids(second)) == sorted(await truth(sim, "chesscom", user))
+
+
+async def test_chesscom_repair_reads_only_the_short_months(sim: str, http: Http) -> None:
+    source = ChessCom(http, http.settings)
+    first = await fetch(source, "erinp6x4")
+    ledger = ledger_after(first)
+    # the store lost the games of one month; the others hold what they saw
+    stored = {u: row.games_seen for u, row in ledger.units.items()}
+    stored["2026/08"] = 1
+    ledger = Ledger(units=ledger.units, stored=stored)
+    cursor = first[-1].cursor
+    pages = [p async for p in source.pages("erinp6x4", cursor, ledger=ledger, repair=True)]
+    assert [p.ledger.unit.unit for p in pages if p.ledger and p.ledger.unit] == ["2026/08"]
+    assert len(ids(pages)) == 4 and pages[0].ledger is not None
+    assert pages[0].ledger.unit is not None and pages[0].ledger.unit.status == 200  # no 304
 
 
 async def test_lichess_incremental_since_in_ms(sim: str, http: Http) -> None:
@@ -231,7 +302,7 @@ async def test_lichess_incremental_since_in_ms(sim: str, http: Http) -> None:
     assert len(grown) == 5
     assert await source.probe("davep24x10", cursor) == 1
 
-    # with the default 14-day lookback: a few stored games come again, and the new ones
+    # with the default 10-minute margin: the games of the margin come again, and the new ones
     second = await fetch(source, "davep24x10", cursor)
     got = ids(second)
     assert set(got) - known == grown
@@ -335,7 +406,7 @@ def stream_of(*chunks: bytes | float) -> Handler:
         b"<html>internal error</html>",
     ],
 )
-async def test_chesscom_malformed_month_is_bad_data(body: bytes) -> None:
+async def test_chesscom_malformed_month_is_a_failed_month(body: bytes) -> None:
     async def month(request: web.Request) -> web.Response:
         return web.Response(body=body, content_type="application/json")
 
@@ -348,8 +419,32 @@ async def test_chesscom_malformed_month_is_bad_data(body: bytes) -> None:
         ) as base,
         opened(make_settings(base)) as http,
     ):
+        [page] = await fetch(ChessCom(http, http.settings), "me")
+    unit = page.ledger.unit if page.ledger else None
+    assert page.rows == []
+    if body == b'{"games": [{"uuid": "x"}]}':  # read, but its one game is unreadable: a gap
+        assert unit is not None and (unit.state, unit.unreadable) == ("stored", ["x"])
+    else:  # not read: the cursor stays before it
+        assert unit is not None and unit.state == "failed"
+        assert "could not read" in (unit.error or "") and page.cursor is None
+
+
+async def test_chesscom_months_failing_in_a_row_stop_the_import() -> None:
+    async def down(request: web.Request) -> web.Response:
+        return web.Response(body=b"<html>", content_type="text/html")
+
+    months = ("2026/07", "2026/08", "2026/09", "2026/10", "2026/11")
+    routes = {"/pub/player/{user}/games/archives": archives(*months)}
+    routes.update({f"/pub/player/{{user}}/games/{m}": down for m in months})
+    got: list[Page] = []
+    async with serve(routes) as base, opened(make_settings(base)) as http:
         with pytest.raises(UpstreamBadData):
-            await fetch(ChessCom(http, http.settings), "me")
+            async for page in ChessCom(http, http.settings).pages("me", None):
+                got.append(page)
+    # three months failed; the first page marked the others pending
+    states = [p.ledger.unit.state for p in got if p.ledger and p.ledger.unit]
+    assert states == ["failed"] * 3
+    assert got[0].ledger is not None and got[0].ledger.pending == list(months)
 
 
 async def test_chesscom_malformed_archives_is_bad_data() -> None:
@@ -368,17 +463,26 @@ async def test_chesscom_malformed_archives_is_bad_data() -> None:
     "bad",
     [b"{not json\n", b'{"id": "x"}\n', b'{"id":' + b"[" * 100_000 + b"\n", b"x" * 2_000_000],
 )
-async def test_lichess_malformed_line_is_bad_data(bad: bytes) -> None:
+async def test_lichess_malformed_line_is_skipped_and_named(bad: bytes) -> None:
     routes = {
         "/api/user/{user}": lichess_user,
         "/api/games/user/{user}": stream_of(lichess_line(1), bad, lichess_line(2)),
     }
     async with serve(routes) as base, opened(make_settings(base, lichess_page=1)) as http:
         got: list[Page] = []
-        with pytest.raises(UpstreamBadData):
-            async for page in Lichess(http, http.settings).pages("me", None):
-                got.append(page)
-    assert ids(got) == []  # page 1 waits for the next game, which is the bad line
+        if len(bad) > 1_000_000:  # too long to be one game: the stream cannot go on
+            with pytest.raises(UpstreamBadData):
+                async for page in Lichess(http, http.settings).pages("me", None):
+                    got.append(page)
+            [failed] = got
+            assert failed.ledger is not None and failed.ledger.unit is not None
+            assert (failed.ledger.unit.unit, failed.ledger.unit.state) == ("0..", "failed")
+            return
+        got = await fetch(Lichess(http, http.settings), "me")
+    assert ids(got) == ["g0001", "g0002"]
+    unit = got[0].ledger.unit if got[0].ledger else None
+    assert unit is not None and unit.skipped == {"unparseable": 1}
+    assert unit.unreadable == ["x" if b'"x"' in bad else "?"]
 
 
 async def test_lichess_bad_profile_is_bad_data() -> None:

@@ -324,3 +324,95 @@ async def test_reset_forgets_everything(base: str, http: aiohttp.ClientSession) 
     assert len((await get_json(http, f"{base}/_sim/truth/chesscom/flaky-p1x2"))["games"]) == 2
     async with http.get(url) as response:
         assert response.status == 503
+
+
+async def post(http: aiohttp.ClientSession, url: str, status: int = 200, data: str = "") -> Any:
+    async with http.post(url, data=data) as response:
+        assert response.status == status, await response.text()
+        if response.content_type == "application/x-ndjson":
+            return [json.loads(line) for line in (await response.text()).splitlines()]
+        return await response.json()
+
+
+async def test_chesscom_stats_follow_the_site_rules(base: str, http: aiohttp.ClientSession) -> None:
+    stats = await get_json(http, f"{base}/pub/player/mixed-p2x10/stats")
+    rated = 0
+    for month in (await get_json(http, f"{base}/pub/player/mixed-p2x10/games/archives"))[
+        "archives"
+    ]:
+        for g in (await get_json(http, month))["games"]:
+            counted = g["rules"] == "chess" or g["time_class"] == "daily"
+            rated += g["rated"] and counted
+    records = [c["record"] for c in stats.values() if "record" in (c or {})]
+    assert sum(r["win"] + r["loss"] + r["draw"] for r in records) == rated
+    async with http.get(f"{base}/pub/player/Mixed-p2x10/stats", allow_redirects=False) as r:
+        assert r.status == 301 and r.headers["Location"].endswith("/pub/player/mixed-p2x10/stats")
+    async with http.get(f"{base}/pub/player/mixed-p2x10/stats") as r:
+        tag = r.headers["ETag"]
+    async with http.get(
+        f"{base}/pub/player/mixed-p2x10/stats", headers={"If-None-Match": tag}
+    ) as r:
+        assert r.status == 304
+    await get_json(http, f"{base}/pub/player/gone-p2x10/stats", status=410)
+    await get_json(http, f"{base}/pub/player/ghost-p2x10/stats", status=404)
+
+
+async def test_hole_fails_until_healed(base: str, http: aiohttp.ClientSession) -> None:
+    months = (await get_json(http, f"{base}/_sim/truth/chesscom/hole-p3x4"))["months"]
+    url = f"{base}/pub/player/hole-p3x4/games/{months[1]}"
+    for _ in range(3):
+        await get_json(http, url, status=500)
+    await get_json(http, f"{base}/pub/player/hole-p3x4/games/{months[0]}")
+    truth = (await get_json(http, f"{base}/_sim/truth/lichess/hole-p3x4"))["games"]
+    async with http.get(f"{base}/api/games/user/hole-p3x4?sort=dateAsc") as response:
+        with pytest.raises(aiohttp.ClientPayloadError):
+            await response.read()  # cut at the middle game, every time
+    for source in ("chesscom", "lichess"):
+        await post(http, f"{base}/_sim/heal/{source}/hole-p3x4")
+    assert len((await get_json(http, url))["games"]) == 4
+    games = await export(http, f"{base}/api/games/user/hole-p3x4?sort=dateAsc")
+    assert [g["id"] for g in games] == truth and len(truth) == 12
+    await post(http, f"{base}/_sim/reset")
+    await get_json(http, url, status=500)  # reset forgets heals
+
+
+async def test_corr_games_in_progress_export_ids_and_finish(
+    base: str, http: aiohttp.ClientSession
+) -> None:
+    user = "corr-p3x10"
+    plain = await export(http, f"{base}/api/games/user/{user}?sort=dateAsc")
+    everything = await export(http, f"{base}/api/games/user/{user}?sort=dateAsc&ongoing=true")
+    going = [g for g in everything if g["status"] == "started"]
+    assert 3 <= len(going) <= 5 and len(plain) == 30 == len(everything) - len(going)
+    created = [g["createdAt"] for g in everything]
+    assert created == sorted(created)
+    only = await export(http, f"{base}/api/games/user/{user}?ongoing=true&finished=false")
+    assert {g["id"] for g in only} == {g["id"] for g in going}
+    user_doc = await get_json(http, f"{base}/api/user/{user}")
+    assert (user_doc["count"]["all"], user_doc["count"]["playing"]) == (30, len(going))
+    truth = (await get_json(http, f"{base}/_sim/truth/lichess/{user}"))["games"]
+    assert truth == [g["id"] for g in plain]  # games in progress are not in the truth
+
+    ids = ",".join([g["id"] for g in going] + ["nosuchgame"])
+    found = await post(http, f"{base}/api/games/export/_ids", data=ids)
+    assert [g["id"] for g in found] == [g["id"] for g in going]
+    await post(http, f"{base}/api/games/export/_ids", status=400, data=",".join(["x"] * 301))
+
+    ended = await post(http, f"{base}/_sim/finish/lichess/{user}?games=2")
+    assert ended["finished"] == [g["id"] for g in going[:2]]
+    assert ended["ongoing"] == len(going) - 2
+    found = await post(http, f"{base}/api/games/export/_ids", data=ids)
+    states = {g["id"]: g["status"] for g in found}
+    assert [states[g["id"]] != "started" for g in going] == [True, True] + [False] * (
+        len(going) - 2
+    )
+    late = [g for g in found if g["status"] != "started"]
+    latest_plain = max(g["lastMoveAt"] for g in plain)
+    assert all(g["lastMoveAt"] > latest_plain + 29 * 86_400_000 for g in late)
+    plain_after = await export(http, f"{base}/api/games/user/{user}?sort=dateAsc")
+    assert len(plain_after) == 32
+    assert len((await get_json(http, f"{base}/_sim/truth/lichess/{user}"))["games"]) == 32
+    assert (await get_json(http, f"{base}/api/user/{user}"))["count"]["all"] == 32
+    await post(http, f"{base}/_sim/finish/chesscom/{user}", status=404)
+    await post(http, f"{base}/_sim/finish/lichess/p3x10", status=404)
+    await post(http, f"{base}/_sim/finish/lichess/{user}?games=x", status=400)

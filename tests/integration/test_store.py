@@ -31,7 +31,7 @@ from hub.store import (
     Store,
     open_store,
 )
-from hub.store.base import Games, MonthCount, RatingPoint, Record
+from hub.store.base import Comparable, Games, LedgerWrite, MonthCount, RatingPoint, Record, Unit
 from hub.store.schema import LATEST_VERSION, VERSION_TABLE, Dialect, SchemaError, pending
 from hub.store.sql import MAX_RATING_POINTS
 from hub.store.sqlite_pool import SQLitePool, immediate
@@ -470,6 +470,128 @@ async def test_player_summary_of_an_unknown_player(store: Store) -> None:
         by_time_class={},
         rating=[],
     )
+
+
+# --- ledger -------------------------------------------------------------------------------
+
+
+def window(unit: str, seen: int, first: int, last: int, **changes: Any) -> Unit:
+    return Unit(
+        unit=unit, state="stored", status=200, games_seen=seen, first_ms=first, last_ms=last,
+        **changes,
+    )  # fmt: skip
+
+
+def listed(game_id: str, ms: int, **changes: Any) -> GameRow:
+    return msgspec.structs.replace(game(game_id, end_time=ms // 1000), listed_ms=ms, **changes)
+
+
+async def test_page_writes_its_ledger_rows_in_its_own_transaction(store: Store) -> None:
+    await store.create_import(new_import("i1"))
+    await store.store_page("i1", "lichess", "alice", [listed("g0", 1000)], None, None)
+    rows = [listed("g0", 1000), listed("g1", 2000), listed("g2", 3000)]
+    first = LedgerWrite(
+        unit=window("1000..3000", 4, 1000, 3000, skipped={"unparseable": 1}, unreadable=["?"]),
+        pending=["3001..", "1000..3000"],
+        ongoing_add=[("o1", 1500), ("o2", 2500)],
+    )
+    assert await store.store_page("i1", "lichess", "alice", rows, None, "c1", first) == 2
+    ledger = await store.read_ledger("lichess", "alice", with_stored=True)
+    assert ledger.known and ledger.site_count is None
+    assert set(ledger.units) == {"1000..3000", "3001.."}
+    unit = ledger.units["1000..3000"]
+    # the store counted what was new; pending never overwrites a unit already recorded
+    assert (unit.state, unit.games_seen, unit.games_new, unit.games_known) == ("stored", 4, 2, 1)
+    assert (unit.skipped, unit.unreadable, unit.fetched_at > 0) == ({"unparseable": 1}, ["?"], True)
+    assert ledger.units["3001.."].state == "pending"
+    assert ledger.stored == {"1000..3000": 3}
+    assert ledger.ongoing == ["o1", "o2"] and await store.count_ongoing("lichess", "alice") == 2
+    # a page that fails leaves the ledger as it was
+    second = LedgerWrite(unit=window("3001..4000", 1, 3001, 4000), drop=["3001.."])
+    with pytest.raises(DB_ERRORS):
+        await store.store_page("i1", "lichess", "alice", [game("x", color="x")], None, "c2", second)
+    assert set((await store.read_ledger("lichess", "alice")).units) == {"1000..3000", "3001.."}
+    second.ongoing_remove = ["o1"]
+    await store.store_page("i1", "lichess", "alice", [listed("g3", 4000)], None, "c2", second)
+    ledger = await store.read_ledger("lichess", "alice", with_stored=True)
+    assert set(ledger.units) == {"1000..3000", "3001..4000"}
+    assert ledger.stored == {"1000..3000": 3, "3001..4000": 1}
+    assert ledger.ongoing == ["o2"]
+    assert (await store.read_ledger("chesscom", "alice")).known is False
+
+
+async def test_a_month_read_again_replaces_its_row(store: Store) -> None:
+    await store.create_import(new_import("i1", source="chesscom"))
+    failed = Unit(unit="2026/09", state="failed", status=500, error="HTTP 500")
+    await store.store_page("i1", "chesscom", "alice", [], None, None, LedgerWrite(unit=failed))
+    row = (await store.read_ledger("chesscom", "alice")).units["2026/09"]
+    assert (row.state, row.status, row.error) == ("failed", 500, "HTTP 500")
+    read = window("2026/09", 1, 5000, 5000, etag='"e"', last_modified="Tue, 01 Sep 2026")
+    page = [listed("m1", 5000, source="chesscom")]
+    await store.store_page("i1", "chesscom", "alice", page, None, None, LedgerWrite(unit=read))
+    row = (await store.read_ledger("chesscom", "alice")).units["2026/09"]
+    assert (row.state, row.status, row.error, row.etag, row.games_new) == (
+        "stored",
+        200,
+        None,
+        '"e"',
+        1,
+    )
+
+
+async def test_site_count_makes_the_player_known(store: Store) -> None:
+    await store.record_site_count("chesscom", "carol", 42)
+    ledger = await store.read_ledger("chesscom", "carol")
+    assert (ledger.known, ledger.site_count, ledger.units) == (True, 42, {})
+    await store.record_site_count("chesscom", "carol", None)
+    assert (await store.read_ledger("chesscom", "carol")).site_count is None
+    await store.create_import(new_import("i1", "carol", "chesscom"))
+    await store.store_page("i1", "chesscom", "carol", [], None, "cursor")
+    assert await store.get_cursor("chesscom", "carol") == "cursor"  # the count kept the row
+    await store.record_site_count("chesscom", "carol", 7)
+    assert await store.get_cursor("chesscom", "carol") == "cursor"
+
+
+async def test_comparable_count_and_standard_summary(store: Store) -> None:
+    await store.create_import(new_import("i1", source="chesscom"))
+    fen = "8/8/4k3/8/8/4K3/4P3/8 w - - 0 1"
+    rows = [
+        game("std-blitz", source="chesscom", time_class="blitz"),
+        game("std-daily", source="chesscom", time_class="daily"),
+        msgspec.structs.replace(game("unrated", source="chesscom"), rated=False),
+        msgspec.structs.replace(game("960-daily", source="chesscom", time_class="daily"),
+                                variant="chess960", initial_fen=fen),
+        msgspec.structs.replace(game("960-blitz", source="chesscom"), variant="chess960"),
+        msgspec.structs.replace(game("position", source="chesscom"), initial_fen=fen),
+    ]  # fmt: skip
+    await store.store_page("i1", "chesscom", "alice", rows, None, None)
+    stats = Comparable(
+        site_what="s",
+        stored_what="t",
+        rated_only=True,
+        kinds=(("standard", ("blitz", "daily")), ("chess960", ("daily",))),
+    )
+    # rated: std-blitz, std-daily, 960-daily and position (standard rules, rated here)
+    assert await store.count_comparable("chesscom", "alice", stats) == 4
+    every = Comparable(site_what="s", stored_what="t")
+    assert await store.count_comparable("chesscom", "alice", every) == 6
+    assert (await store.player_summary("chesscom", "alice")).games == 3
+    assert (await store.player_summary("chesscom", "alice", "all")).games == 6
+    with pytest.raises(ValueError):
+        await store.player_summary("chesscom", "alice", "some")  # type: ignore[arg-type]
+
+
+async def test_rows_stored_before_the_ledger_learn_where_they_belong(
+    store: Store, backend: Backend
+) -> None:
+    await store.create_import(new_import("i1"))
+    await store.store_page("i1", "lichess", "alice", [game("old")], None, None)
+    await store.store_page(
+        "i1", "lichess", "alice", [listed("old", 7000, variant="chess960")], None, None
+    )
+    await store.store_page("i1", "lichess", "alice", [listed("old", 9000)], None, None)
+    rows = await backend.sql("SELECT variant, listed_ms FROM games WHERE game_id = 'old'")
+    assert rows == [("chess960", 7000)]  # filled in once, then left alone
 
 
 async def test_rating_series_keeps_the_latest_points(store: Store) -> None:

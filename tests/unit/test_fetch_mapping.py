@@ -11,7 +11,7 @@ import msgspec
 import pytest
 
 from hub.errors import UpstreamBadData
-from hub.fetch import Page, chesscom, lichess
+from hub.fetch import Page, chesscom, lichess, months, windows
 from hub.fetch.http import MAX_RETRY_AFTER_S, parse_retry_after
 from hub.store.base import GameRow
 
@@ -54,7 +54,10 @@ def lichess_game(n: int, created: int, white: str = "me", **changes: Any) -> lic
 
 
 def test_chesscom_sample_month_maps_every_game() -> None:
-    rows = chesscom.parse_month((DATA / "chesscom-month.json").read_bytes(), "sampleplayer")
+    read = chesscom.parse_month((DATA / "chesscom-month.json").read_bytes(), "sampleplayer")
+    rows = read.rows
+    assert (read.seen, read.skipped, read.unreadable) == (2, {}, [])
+    assert (read.first_ms, read.last_ms) == (1793612345000, 1793700000000)
     assert rows == [
         GameRow(
             source="chesscom",
@@ -72,6 +75,7 @@ def test_chesscom_sample_month_maps_every_game() -> None:
             color="white",
             outcome="win",
             pgn=rows[0].pgn,
+            listed_ms=1793612345000,
         ),
         GameRow(
             source="chesscom",
@@ -89,13 +93,14 @@ def test_chesscom_sample_month_maps_every_game() -> None:
             color="black",
             outcome="draw",
             pgn=rows[1].pgn,
+            listed_ms=1793700000000,
         ),
     ]
     assert rows[0].pgn is not None and rows[0].pgn.startswith('[Event "Live Chess"]')
 
 
 def test_chesscom_opponent_view_of_the_same_game() -> None:
-    [row] = chesscom.parse_month(month(chesscom_game()), "otherplayer")
+    [row] = chesscom.parse_month(month(chesscom_game()), "otherplayer").rows
     assert (row.color, row.outcome, row.username) == ("black", "loss", "otherplayer")
 
 
@@ -124,29 +129,32 @@ def test_chesscom_outcome(result: str, expected: str) -> None:
 def test_chesscom_uuid_falls_back_to_url_and_ratings_may_be_absent() -> None:
     game = chesscom_game()
     del game["uuid"], game["white"]["rating"], game["pgn"]
-    [row] = chesscom.parse_month(month(game), "sampleplayer")
+    [row] = chesscom.parse_month(month(game), "sampleplayer").rows
     assert row.game_id == "https://www.chess.com/game/live/100000000001"
     assert (row.white_rating, row.black_rating, row.pgn) == (None, 1498, None)
 
 
-def test_chesscom_game_without_any_id_is_bad_data() -> None:
+def test_chesscom_game_without_any_id_is_skipped_as_unparseable() -> None:
     game = chesscom_game()
     del game["uuid"], game["url"]
-    with pytest.raises(UpstreamBadData):
-        chesscom.parse_month(month(game), "sampleplayer")
+    read = chesscom.parse_month(month(game, chesscom_game(uuid="kept")), "sampleplayer")
+    assert [r.game_id for r in read.rows] == ["kept"]
+    assert (read.seen, read.skipped, read.unreadable) == (2, {"unparseable": 1}, ["?"])
 
 
 def test_chesscom_dedupes_and_skips_games_of_others(caplog: pytest.LogCaptureFixture) -> None:
     other = chesscom_game(uuid="x-1")
     other["white"] = dict(other["white"], username="Stranger")
     with caplog.at_level(logging.WARNING):
-        rows = chesscom.parse_month(month(chesscom_game(), chesscom_game(), other), "sampleplayer")
-    assert [r.game_id for r in rows] == ["0f1e2d3c-aaaa-11ee-8c90-0242ac120002"]
+        read = chesscom.parse_month(month(chesscom_game(), chesscom_game(), other), "sampleplayer")
+    assert [r.game_id for r in read.rows] == ["0f1e2d3c-aaaa-11ee-8c90-0242ac120002"]
+    assert (read.seen, read.skipped) == (2, {"not_the_player": 1})
     assert "x-1" in caplog.text
 
 
 def test_chesscom_empty_month() -> None:
-    assert chesscom.parse_month(b'{"games":[]}', "x") == []
+    read = chesscom.parse_month(b'{"games":[]}', "x")
+    assert (read.rows, read.seen, read.first_ms) == ([], 0, None)
 
 
 @pytest.mark.parametrize(
@@ -156,9 +164,6 @@ def test_chesscom_empty_month() -> None:
         b"<html>oops</html>",
         b'{"games": [',
         b'{"games": {}}',
-        month({k: v for k, v in chesscom_game().items() if k != "end_time"}),
-        month(chesscom_game(white={"username": "SamplePlayer"})),
-        month(chesscom_game(end_time="yesterday")),
         b'{"games":' + b"[" * 100_000,
         b'{"games":[{"x":' + b"[" * 100_000 + b"]" * 100_000 + b"}]}",
     ],
@@ -166,6 +171,44 @@ def test_chesscom_empty_month() -> None:
 def test_chesscom_malformed_month_is_bad_data(body: bytes) -> None:
     with pytest.raises(UpstreamBadData):
         chesscom.parse_month(body, "sampleplayer")
+
+
+@pytest.mark.parametrize(
+    "game",
+    [
+        {k: v for k, v in chesscom_game(uuid="bad").items() if k != "end_time"},
+        chesscom_game(uuid="bad", white={"username": "SamplePlayer"}),
+        chesscom_game(uuid="bad", end_time="yesterday"),
+    ],
+)
+def test_chesscom_unparseable_game_is_counted_and_named(game: dict[str, Any]) -> None:
+    read = chesscom.parse_month(month(chesscom_game(), game), "sampleplayer")
+    assert [r.game_id for r in read.rows] == ["0f1e2d3c-aaaa-11ee-8c90-0242ac120002"]
+    assert (read.seen, read.skipped, read.unreadable) == (2, {"unparseable": 1}, ["bad"])
+
+
+def test_chesscom_variants_and_start_position() -> None:
+    start = "nrbbkqrn/pppppppp/8/8/8/8/PPPPPPPP/NRBBKQRN w KQkq - 0 1"
+    games = [
+        chesscom_game(uuid="960", rules="chess960", initial_setup=start),
+        chesscom_game(uuid="pos", initial_setup="8/8/4k3/8/8/4K3/4P3/8 w - - 0 1", rated=False),
+        chesscom_game(uuid="std"),
+    ]
+    rows = chesscom.parse_month(month(*games), "sampleplayer").rows
+    assert [(r.game_id, r.variant, r.initial_fen, r.rated) for r in rows] == [
+        ("960", "chess960", start, True),
+        ("pos", "standard", "8/8/4k3/8/8/4K3/4P3/8 w - - 0 1", False),
+        ("std", "standard", None, True),
+    ]
+
+
+def test_chesscom_stats_count_rated_records_only() -> None:
+    stats = (DATA / "chesscom-stats.json").read_bytes()
+    # daily 14+9+2, chess960 daily 1+2+0, rapid 212+198+17, blitz 140+151+9, bullet 30+41+1
+    assert chesscom.parse_stats(stats) == 25 + 3 + 427 + 300 + 72
+    assert chesscom.parse_stats(b'{"fide": 0}') == 0
+    with pytest.raises(UpstreamBadData):
+        chesscom.parse_stats(b"<html>")
 
 
 def test_chesscom_archives_and_rebase() -> None:
@@ -191,7 +234,7 @@ def test_chesscom_bad_archives(body: bytes) -> None:
 
 
 def test_chesscom_cursor_round_trip_and_garbage() -> None:
-    cursor = chesscom.Cursor(month="2026/09", etag='W/"abc"')
+    cursor = months.Cursor(month="2026/09", etag='W/"abc"')
     text = msgspec.json.encode(cursor).decode()
     assert json.loads(text) == {"month": "2026/09", "etag": 'W/"abc"'}
     assert chesscom.decode_cursor(text) == cursor
@@ -220,6 +263,7 @@ def test_lichess_sample_games_map() -> None:
             black_result="resign",
             color="white",
             outcome="win",
+            listed_ms=1793600000000,
         ),
         GameRow(
             source="lichess",
@@ -236,6 +280,7 @@ def test_lichess_sample_games_map() -> None:
             black_result="draw",
             color="black",
             outcome="draw",
+            listed_ms=1793500000000,
         ),
         GameRow(
             source="lichess",
@@ -252,6 +297,7 @@ def test_lichess_sample_games_map() -> None:
             black_result="win",
             color="white",
             outcome="loss",
+            listed_ms=1793400000000,
         ),
     ]
 
@@ -297,6 +343,31 @@ def test_lichess_game_of_someone_else_is_skipped(caplog: pytest.LogCaptureFixtur
 def test_lichess_malformed_line_is_bad_data(line: bytes) -> None:
     with pytest.raises(UpstreamBadData):
         lichess.decode_game(line)
+
+
+def test_lichess_variants_and_games_in_progress() -> None:
+    [corr, c960] = [
+        lichess.decode_game(line)
+        for line in (DATA / "lichess-game-ongoing.ndjson").read_bytes().splitlines()
+    ]
+    block = windows.Block("corrplayer", ongoing={"q7ZvsdUF"})
+    assert block.add(corr) is None and block.add(c960) is None  # both still in progress
+    assert block.ongoing == [("q7ZvsdUF", 1791000000000), ("Hx2m9kQe", 1791500000000)]
+    assert (block.seen, dict(block.skipped)) == (2, {"ongoing": 2})
+    finished = msgspec.structs.replace(c960, status="mate", winner="white")
+    row = lichess.to_row(finished, "corrplayer")
+    assert row is not None
+    assert (row.variant, row.initial_fen, row.listed_ms) == (
+        "chess960",
+        "nrbbkqrn/pppppppp/8/8/8/8/PPPPPPPP/NRBBKQRN w KQkq - 0 1",
+        1791500000000,
+    )
+    position = lichess_game(1, T0, variant="fromPosition", initialFen="8/8/8/8/8/8/4K3/4k3 w - -")
+    row = lichess.to_row(position, "me")
+    assert row is not None and (row.variant, row.initial_fen) == (
+        "standard",
+        "8/8/8/8/8/8/4K3/4k3 w - -",
+    )
 
 
 def test_lichess_cursor_garbage() -> None:
@@ -395,3 +466,52 @@ def test_parse_retry_after() -> None:
     assert parse_retry_after("1e9") == MAX_RETRY_AFTER_S
     assert parse_retry_after("Wed, 21 Oct 2015 07:28:00 GMT") == 0.0
     assert parse_retry_after("soon") is None
+
+
+def test_pager_pages_are_ledger_windows_with_a_pending_rest() -> None:
+    games = [lichess_game(i, T0 + i * 1000) for i in range(5)]
+    pager = lichess.Pager("me", 2, None, None, 0, open_units=["17.."])
+    pages = run(pager, games)
+    writes = [p.ledger for p in pages]
+    assert all(w is not None for w in writes)
+    units = [(w.unit.unit, w.unit.games_seen, w.pending, w.drop) for w in writes if w and w.unit]
+    assert units == [
+        (f"{T0}..{T0 + 1000}", 2, [f"{T0 + 1001}.."], ["17.."]),
+        (f"{T0 + 2000}..{T0 + 3000}", 2, [f"{T0 + 3001}.."], [f"{T0 + 1001}.."]),
+        (f"{T0 + 4000}..{T0 + 4000}", 1, [], [f"{T0 + 3001}.."]),
+    ]
+
+
+def test_pager_counts_unreadable_and_in_progress_games() -> None:
+    pager = lichess.Pager("me", 10, None, None, 0, ongoing={"g1"})
+    pager.feed(lichess_game(0, T0))
+    pager.unreadable("broken")
+    pager.feed(lichess_game(1, T0 + 5))  # finished since the last import
+    pager.feed(lichess_game(2, T0 + 9, status="started"))
+    [page] = run(pager, [])
+    write = page.ledger
+    assert write is not None and write.unit is not None
+    assert [r.game_id for r in page.rows] == ["g0", "g1"]
+    assert (write.unit.games_seen, write.unit.skipped, write.unit.unreadable) == (
+        4,
+        {"unparseable": 1, "ongoing": 1},
+        ["broken"],
+    )
+    assert (write.ongoing_add, write.ongoing_remove) == ([("g2", T0 + 9)], ["g1"])
+    assert lichess.decode_cursor(page.cursor) == lichess.Cursor(since=T0 + 10, seen=3)
+
+
+def test_pager_failure_is_a_failed_rest_and_a_clean_end_closes_it() -> None:
+    start = lichess.Cursor(since=T0, seen=3)
+    failed = lichess.Pager("me", 10, None, start, 0, open_units=[f"{T0}.."]).failed("cut")
+    assert failed.ledger is not None and failed.ledger.unit is not None
+    assert (failed.ledger.unit.unit, failed.ledger.unit.state, failed.ledger.drop) == (
+        f"{T0}..",
+        "failed",
+        [],
+    )
+    assert failed.cursor is None and failed.rows == []
+    # the next import finds nothing new, and still closes the failed rest
+    [closing] = run(lichess.Pager("me", 10, None, start, 0, open_units=[f"{T0}.."]), [])
+    assert closing.ledger is not None and closing.ledger.drop == [f"{T0}.."]
+    assert closing.ledger.unit is None and closing.rows == []

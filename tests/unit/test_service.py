@@ -24,6 +24,7 @@ from hub.queue.local import LocalQueue
 from hub.service import ImportHub
 from hub.settings import Settings
 from hub.store import GameRow, open_store
+from hub.store.base import Comparable, Ledger
 
 
 def row(source: str, username: str, n: int) -> GameRow:
@@ -48,18 +49,31 @@ def row(source: str, username: str, n: int) -> GameRow:
 class Scripted:
     """A source whose pages, crash and pace the test decides."""
 
+    comparable = Comparable(site_what="games", stored_what="stored games")
+
     def __init__(self, name: str, pages: int = 3, crash_at: int | None = None) -> None:
         self.name = name
         self.pages_n = pages
         self.crash_at = crash_at
         self.gate: asyncio.Event | None = None
+        self.repairs: list[bool] = []  # the `repair` of every pages() call
 
     async def probe(self, username: str, cursor: str | None) -> int | None:
         return self.pages_n
 
+    async def site_count(self, username: str, on_wait: WaitCallback | None = None) -> int | None:
+        return self.pages_n
+
     async def pages(
-        self, username: str, cursor: str | None, on_wait: WaitCallback | None = None
+        self,
+        username: str,
+        cursor: str | None,
+        on_wait: WaitCallback | None = None,
+        *,
+        ledger: Ledger | None = None,
+        repair: bool = False,
     ) -> AsyncGenerator[Page, None]:
+        self.repairs.append(repair)
         for n in range(self.pages_n):
             if self.gate is not None:
                 await self.gate.wait()
@@ -171,3 +185,18 @@ async def test_success_releases_and_reports_totals(harness: Any) -> None:
     done = await h.wait_for(c, "done")
     assert (done["games_new"], done["games_total"], done["pages"]) == (4, 4, 4)
     assert h.hub.queue.slots.free == 1 and not h.hub.runner.running
+
+
+async def test_repair_reaches_the_source_and_done_carries_the_receipt(harness: Any) -> None:
+    source = Scripted("chesscom", pages=2)
+    h: Harness = await harness(chesscom=source)
+    c = h.client()
+    # admitted at once: the flag is known before the import starts
+    await h.hub.request_import(c, "chesscom", "fixme", repair=True)
+    done = await h.wait_for(c, "done")
+    again = h.client()
+    await h.hub.request_import(again, "chesscom", "fixme")
+    await h.wait_for(again, "done")
+    assert source.repairs == [True, False] and not h.hub.repairs
+    # the scripted site counts its pages; two pages of one game each were stored
+    assert (done["complete"], done["gaps"]) == (True, 0)

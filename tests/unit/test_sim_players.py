@@ -16,6 +16,7 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from hub.sim import players
+from hub.sim.corr import LATE_MS, Corr
 from hub.sim.faults import identifies, with_dups
 
 NOW = calendar.timegm((2026, 11, 28, 20, 0, 0))  # a fixed clock: 28 Nov 2026, 20:00 UTC
@@ -23,6 +24,7 @@ ROOT = Path(__file__).resolve().parents[2]
 CHESSCOM_RESULTS = {"win", "checkmated", "resigned", "timeout", "lose", "abandoned"}
 CHESSCOM_DRAWS = {"agreed", "repetition", "stalemate", "insufficient", "50move"}
 CHESSCOM_DRAWS.add("timevsinsufficient")
+START = "rnbqkbnr/pppppppp/8/8/8/8/PPPPPPPP/RNBQKBNR w KQkq - 0 1"
 
 
 def games_of(source: str, name: str, now: float = NOW, growth: Any = None) -> list[dict[str, Any]]:
@@ -304,3 +306,71 @@ def test_dups_repeat_every_seventh_line() -> None:
     lines = [f"{i}\n".encode() for i in range(15)]
     out = with_dups(lines)
     assert len(out) == 17 and out[6] == out[7] == b"6\n" and out[14] == out[15] == b"13\n"
+
+
+def test_chesscom_stats_count_rated_records_only() -> None:
+    name = "mixed-p3x20"
+    games = games_of("chesscom", name)
+    stats = players.chesscom_stats(name, NOW, {})
+    # the same rule as chess.com: rated games of the five classes, by the player's result
+    classes = {("chess", c): f"chess_{c}" for c in ("daily", "rapid", "blitz", "bullet")}
+    classes[("chess960", "daily")] = "chess960_daily"
+    expected: dict[str, int] = {}
+    for g in games:
+        key = classes.get((g["rules"], g["time_class"]))
+        if key is not None and g["rated"]:
+            expected[key] = expected.get(key, 0) + 1
+    records = {k: v["record"] for k, v in stats.items() if "record" in (v or {})}
+    got = {k: r["win"] + r["loss"] + r["draw"] for k, r in records.items()}
+    assert all("time_per_move" in r for k, r in records.items() if k.endswith("_daily"))
+    assert got == expected and sum(got.values()) < len(games)
+    assert stats["fide"] == 0 and "tactics" in stats and "puzzle_rush" in stats
+
+
+def test_mixed_players_play_variants_on_both_sites() -> None:
+    chesscom = games_of("chesscom", "mixed-p2x12")
+    assert chesscom[0]["time_class"] == "daily"
+    assert {g["rules"] for g in chesscom} == {"chess", "chess960"}
+    set_up = [g for g in chesscom if g["rules"] == "chess" and g["initial_setup"] != START]
+    assert set_up and not any(g["rated"] for g in set_up)
+    assert any('[Variant "Chess960"]' in g["pgn"] for g in chesscom)
+    assert any(not g["rated"] and g["initial_setup"] == START for g in chesscom)
+    lichess = games_of("lichess", "mixed-p2x12")
+    assert {g["variant"] for g in lichess} == {"standard", "chess960", "fromPosition"}
+    assert all("initialFen" in g for g in lichess if g["variant"] != "standard")
+    assert not any(g["rated"] for g in lichess if g["variant"] == "fromPosition")
+    # other players play standard chess only
+    assert {g["rules"] for g in games_of("chesscom", "plain-p2x12")} == {"chess"}
+
+
+def test_hole_month_and_game() -> None:
+    months = players.player_months("hole-p4x5", NOW, {})
+    assert players.hole_month("hole-p4x5", NOW, {}) == months[1]
+    assert players.hole_month("hole-p1x5", NOW, {}) is None
+    ids, _ = players.all_games("lichess", "hole-p4x5", NOW, {})
+    assert players.hole_game("hole-p4x5", NOW, {}) == ids[10]
+
+
+def test_corr_games_start_in_progress_and_end_late() -> None:
+    corr = Corr()
+    going = corr.games("corr-p3x10", NOW, {})
+    assert 3 <= len(going) <= 5 and all(g["status"] == "started" for g in going)
+    assert all(g["speed"] == "correspondence" and "winner" not in g for g in going)
+    last_finished = max(g["createdAt"] for g in games_of("lichess", "corr-p3x10"))
+    assert all(g["createdAt"] < last_finished for g in going)  # older than any cursor
+    user = players.lichess_user("corr-p3x10", NOW, {}, corr.finished("corr-p3x10", NOW, {}), 3)
+    assert (user["count"]["all"], user["count"]["playing"]) == (30, 3)
+    corr.read("corr-p3x10", NOW)
+    ended = corr.finish("corr-p3x10", 2, NOW, {})
+    assert ended == [g["id"] for g in going[:2]]
+    done = {g["id"]: g for g in corr.finished("corr-p3x10", NOW, {})}
+    assert set(done) == set(ended) and corr.playing("corr-p3x10", NOW, {}) == len(going) - 2
+    for game in done.values():
+        assert game["status"] != "started"
+        assert game["lastMoveAt"] >= NOW * 1000 + LATE_MS  # 30 days after the last import
+        assert game["createdAt"] == next(g["createdAt"] for g in going if g["id"] == game["id"])
+    extra = [(g["createdAt"], g["id"]) for g in done.values()]
+    ids, _ = players.all_games("lichess", "corr-p3x10", NOW, {}, extra)
+    assert len(ids) == 32 and set(ended) <= set(ids)
+    corr.clear()
+    assert corr.playing("corr-p3x10", NOW, {}) == len(going)
