@@ -196,14 +196,17 @@ class Fanout:
         self._pass_timer = loop.call_later(delay, self.publish_positions)
 
     def publish_positions(self) -> None:
+        """The pass that follows events: new positions first, then drifted estimates."""
         self._pass_timer = None
         self._last_pass = asyncio.get_running_loop().time()
+        self._pass(positions=True)
+
+    def _pass(self, positions: bool) -> None:
         now = self.clock()
         frame = self._new_frame(now)
         self.slots.grade(frame, now)
-        moved = self.slots.take_moved()
-        line = self.slots.line
-        if not line or not self.followers:
+        moved = self.slots.take_moved() if positions else None
+        if not self.slots.line or not self.followers:
             return
         done = 0
         if moved is not None:  # everyone behind it moved up
@@ -268,11 +271,16 @@ class Fanout:
         return self.frame
 
     async def _drift_forever(self) -> None:
-        # Estimates drift as running imports progress; catch what events did not.
+        """Estimates drift as running imports progress: check them on a tick of their own.
+
+        Only a drifted estimate goes out from here, to a socket told nothing for a whole
+        interval; positions are left to the event passes, so that a tick never delays one.
+        """
         while True:
             await asyncio.sleep(self.queued_interval)
-            if self.slots.line and self._pass_timer is None:
-                self.line_changed()
+            if self.slots.line:
+                self._pass(positions=False)
+            self._board_due()
 
     # -- the board --------------------------------------------------------
 

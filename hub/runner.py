@@ -135,7 +135,7 @@ class Runner:
         run.last_progress = p.encode(msg)
         run.games, run.page, run.pages = games, page, pages
         self.fanout.to_import_text(entry.import_id, run.last_progress)
-        self.fanout.line_changed()
+        # Positions did not move; the estimates behind it drift, which the drift tick sends.
 
     def _wait(self, run: Running, reason: str, retry_in_s: float) -> None:
         msg = p.Progress(

@@ -76,10 +76,12 @@ class HeldLine:
             await seen.until(("started",) if k == 0 else ("queued",), 60)
 
     async def free_slot(self, within_s: float = 60.0) -> dict[str, float]:
-        """Cancel the running holder; returns when its `failed` and the next `started` arrived.
+        """Cancel the running holder; returns when the next holder has its `started`.
 
-        `freed_at` (the arrival of the cancelled holder's final message) is the moment the
-        slot freed; `next_started_at` the arrival of the next holder's `started`.
+        The cancelled holder hears `failed` at once, but its import stops, and frees the
+        slot, only at its next page boundary. The first sign from outside that the slot
+        freed is the next holder's `started`, which the hub sends in the same turn as the
+        waiters' new positions: `freed_at` is its arrival.
         """
         if self.freed + 1 >= len(self.holders):
             raise RuntimeError("no holder left to take the slot: hold more")
@@ -87,13 +89,14 @@ class HeldLine:
         mark = len(holder.seen.messages)
         asked_at = time.monotonic()
         holder.sock.send_json({"type": "cancel", "ticket": holder.ticket})
-        freed_at = await holder.seen.until(("failed", "done"), within_s, after=mark)
+        left_at = await holder.seen.until(("failed", "done"), within_s, after=mark)
         started_at = await following.seen.until(("started",), within_s)
         self.freed += 1
         return {
-            "freed_at": freed_at,
+            "freed_at": started_at,
             "next_started_at": started_at,
-            "cancel_to_freed_s": round(freed_at - asked_at, 3),
+            "cancel_to_freed_s": round(started_at - asked_at, 3),
+            "cancel_to_left_s": round(left_at - asked_at, 3),
         }
 
     def close(self) -> None:
