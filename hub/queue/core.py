@@ -49,10 +49,26 @@ class Ticket:
     detached_at: float | None = None  # None while a socket follows it
 
 
+# Who holds a pause: the operator (admin API), or an upstream's breaker.
+OPERATOR = "operator"
+BREAKER = "breaker"
+
+
 @dataclass(frozen=True, slots=True)
 class Pause:
     reason: str
-    since: float  # the caller's clock
+    since: float  # unix seconds: shown to waiters as it is
+    by: str = OPERATOR
+    until: float | None = None  # the core's clock: unless renewed, the pause lapses then
+
+
+@dataclass(frozen=True, slots=True)
+class Controls:
+    """What an operator set on the line: caps and pauses, as saved and restored."""
+
+    slots: int
+    lanes: dict[str, int]
+    pauses: tuple[tuple[str, Pause], ...]  # (source, pause); one per source and holder
 
 
 # Decisions: what the driver must now do.
@@ -173,8 +189,10 @@ class Slots:
         self.index = LineIndex(self.lanes)
         self.running: dict[str, Entry] = {}
         self.in_lane: dict[str, int] = dict.fromkeys(self.lanes, 0)
-        self.paused: dict[str, Pause] = {}
-        self.moved_after: int | None = None  # lowest arrival that left the line since taken
+        self.holds: dict[tuple[str, str], Pause] = {}  # (source, holder) -> pause
+        self.paused: dict[str, Pause] = {}  # per source, the oldest hold: what waiters see
+        self.draining = False  # this process admits nothing; nothing shows to waiters
+        self.moved_after: int | None = None  # lowest arrival whose place moved since taken
         self._detached: dict[str, float] = {}  # ticket -> detached_at, oldest first
         self._ungraded: deque[Entry] = deque()
         self._sized: list[Entry] = []
@@ -227,7 +245,7 @@ class Slots:
         )
 
     def take_moved(self) -> int | None:
-        """The lowest arrival number that left the line since the last call.
+        """The lowest arrival number whose place changed since the last call.
 
         Every waiter that arrived after it has a new position; nobody else has.
         """
@@ -364,6 +382,13 @@ class Slots:
         for ticket in expired:
             if ticket in self.tickets:
                 decisions += self._release(ticket, now, cancelled=False)
+        lapsed = [key for key, p in self.holds.items() if p.until is not None and p.until <= now]
+        if lapsed:
+            for key in lapsed:
+                del self.holds[key]
+            self._show()
+            decisions += self._admit(now)
+            decisions.append(LineChanged())
         return decisions
 
     def grade(self, frame: Frame, now: float) -> None:
@@ -393,19 +418,104 @@ class Slots:
         decisions.append(LineChanged())
         return decisions
 
-    def pause(self, source: str | None, reason: str, now: float) -> list[Decision]:
-        """Admit nothing of `source` (None: of any); its waiters keep their places."""
+    def pause(
+        self,
+        source: str | None,
+        reason: str,
+        now: float,
+        *,
+        by: str = OPERATOR,
+        until: float | None = None,
+        since: float | None = None,
+    ) -> list[Decision]:
+        """Admit nothing of `source` (None: of any); its waiters keep their places.
+
+        Each holder (`by`) holds its own pause: a source admits again once every
+        holder has resumed it. Pausing again renews the hold (reason, `until`)
+        and keeps its `since` (unix seconds; `now` when not given).
+        """
         for name in self._sources(source):
-            if name not in self.paused:
-                self.paused[name] = Pause(reason, now)
+            held = self.holds.get((name, by))
+            first = held.since if held is not None else now if since is None else since
+            self.holds[name, by] = Pause(reason, first, by, until)
+        self._show()
         return [LineChanged()]
 
-    def resume(self, source: str | None, now: float) -> list[Decision]:
+    def resume(self, source: str | None, now: float, *, by: str = OPERATOR) -> list[Decision]:
+        """Lift `by`'s pause of `source` (None: of every source); other holders' stay."""
         for name in self._sources(source):
-            self.paused.pop(name, None)
+            self.holds.pop((name, by), None)
+        self._show()
         decisions = self._admit(now)
         decisions.append(LineChanged())
         return decisions
+
+    def drain(self, now: float) -> list[Decision]:
+        """Admit nothing here: running imports finish, waiters keep their places.
+
+        Unlike a pause this is about this process, not a site, so waiters are not
+        told of it; in a fleet the other replicas go on admitting the line.
+        """
+        self.draining = True
+        return [LineChanged()]
+
+    def undrain(self, now: float) -> list[Decision]:
+        self.draining = False
+        decisions = self._admit(now)
+        decisions.append(LineChanged())
+        return decisions
+
+    def requeue(self, import_id: str, now: float) -> list[Decision]:
+        """Send a running import back to the head of its upstream's line.
+
+        For an upstream that stopped answering: the import keeps its arrival
+        number, so it is the first of its upstream admitted again, and its
+        slot frees at once for the other upstreams. Every waiter that arrived
+        after it moves back one place; this is the only event that raises a
+        position. It costs O(n) in the length of the line, being rare.
+        An import that every follower cancelled simply ends.
+        """
+        entry = self.entries.get(import_id)
+        if entry is None or entry.state != RUNNING:
+            return []
+        if entry.stopping:
+            return self.finished(import_id, now, ok=False)
+        del self.running[import_id]
+        self.in_lane[entry.source] -= 1
+        if entry.pages_total is not None:  # what is left, for the estimates
+            entry.size = max(entry.pages_total - entry.pages, 1)
+        entry.state = WAITING
+        entry.started_at = None
+        entry.first_page_at = None
+        entry.pages = entry.games = 0
+        entry.pages_total = None
+        entry.graded = None  # graded once, on its first wait
+        for line in (self.line, self.lines[entry.source]):
+            _insert(line, entry)
+        self.index.add(entry.seq, entry.source, entry.size)
+        if self.moved_after is None or entry.seq - 1 < self.moved_after:
+            self.moved_after = entry.seq - 1
+        decisions = self._admit(now)
+        decisions.append(LineChanged())
+        return decisions
+
+    def controls(self) -> Controls:
+        return Controls(
+            self.slots, dict(self.lanes), tuple((k[0], p) for k, p in self.holds.items())
+        )
+
+    def restore(self, controls: Controls) -> None:
+        """Take saved caps and pauses as they are; the caller lets the core admit after."""
+        self.slots = controls.slots
+        self.lanes.update({s: cap for s, cap in controls.lanes.items() if s in self.lanes})
+        self.holds = {(s, p.by): p for s, p in controls.pauses if s in self.lanes}
+        self._show()
+
+    def _show(self) -> None:
+        shown: dict[str, Pause] = {}
+        for (source, _), pause in sorted(self.holds.items(), key=lambda item: item[1].since):
+            shown.setdefault(source, pause)
+        self.paused = {source: shown[source] for source in self.lanes if source in shown}
 
     def _sources(self, source: str | None) -> list[str]:
         if source is None:
@@ -418,7 +528,7 @@ class Slots:
 
     def _admit(self, now: float) -> list[Decision]:
         decisions: list[Decision] = []
-        while len(self.running) < self.slots:
+        while len(self.running) < self.slots and not self.draining:
             best: Entry | None = None
             for source, line in self.lines.items():
                 if not line or self.in_lane[source] >= self.lanes[source]:
@@ -540,6 +650,23 @@ class Slots:
                 if ticket.detached_at is not None:
                     self._detached[ticket.ticket] = ticket.detached_at
         left = [seq for import_id, seq in was_waiting.items() if import_id not in self.line]
+        # Sent back to the line elsewhere (`requeue`): it and everyone behind it moved.
+        newest = max(was_waiting.values(), default=0)
+        left += [
+            e.seq - 1
+            for e in self.line.values()
+            if e.import_id not in was_waiting and e.seq < newest
+        ]
         if left:
             lowest = min(left)
             self.moved_after = lowest if self.moved_after is None else min(self.moved_after, lowest)
+
+
+def _insert(line: dict[str, Entry], entry: Entry) -> None:
+    """Put `entry` back in its place by arrival number, in O(n)."""
+    behind = [e for e in line.values() if e.seq > entry.seq]
+    for e in behind:
+        del line[e.import_id]
+    line[entry.import_id] = entry
+    for e in behind:
+        line[e.import_id] = e
