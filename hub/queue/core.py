@@ -66,8 +66,8 @@ class Pause:
 class Controls:
     """What an operator set on the line: caps and pauses, as saved and restored."""
 
-    slots: int
-    lanes: dict[str, int]
+    slots: int | None  # None until the operator resizes: the configured caps hold
+    lanes: dict[str, int] | None
     pauses: tuple[tuple[str, Pause], ...]  # (source, pause); one per source and holder
 
 
@@ -192,6 +192,7 @@ class Slots:
         self.holds: dict[tuple[str, str], Pause] = {}  # (source, holder) -> pause
         self.paused: dict[str, Pause] = {}  # per source, the oldest hold: what waiters see
         self.draining = False  # this process admits nothing; nothing shows to waiters
+        self.resized = False  # the caps were set by the operator, not by configuration
         self.moved_after: int | None = None  # lowest arrival whose place moved since taken
         self._detached: dict[str, float] = {}  # ticket -> detached_at, oldest first
         self._ungraded: deque[Entry] = deque()
@@ -414,6 +415,7 @@ class Slots:
         """New caps, live: more admit at once, fewer let running imports finish."""
         self.slots = slots
         self.lanes.update({source: cap for source, cap in lanes.items() if source in self.lanes})
+        self.resized = True
         decisions = self._admit(now)
         decisions.append(LineChanged())
         return decisions
@@ -500,14 +502,18 @@ class Slots:
         return decisions
 
     def controls(self) -> Controls:
-        return Controls(
-            self.slots, dict(self.lanes), tuple((k[0], p) for k, p in self.holds.items())
-        )
+        pauses = tuple((source, p) for (source, _), p in self.holds.items())
+        if not self.resized:
+            return Controls(None, None, pauses)
+        return Controls(self.slots, dict(self.lanes), pauses)
 
     def restore(self, controls: Controls) -> None:
         """Take saved caps and pauses as they are; the caller lets the core admit after."""
-        self.slots = controls.slots
-        self.lanes.update({s: cap for s, cap in controls.lanes.items() if s in self.lanes})
+        if controls.slots is not None:
+            self.slots = controls.slots
+            self.resized = True
+        if controls.lanes is not None:
+            self.lanes.update({s: cap for s, cap in controls.lanes.items() if s in self.lanes})
         self.holds = {(s, p.by): p for s, p in controls.pauses if s in self.lanes}
         self._show()
 

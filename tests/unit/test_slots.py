@@ -291,8 +291,9 @@ def test_requeue_of_an_import_everyone_cancelled_ends_it() -> None:
 
 def test_controls_are_saved_and_restored() -> None:
     s = make(slots=2)
-    s.resize(4, {"lichess": 2}, 0.0)
     s.pause("lichess", "maintenance", 1.0, since=1000.0)
+    assert s.controls().slots is None  # never resized: the configured caps hold
+    s.resize(4, {"lichess": 2}, 0.0)
     saved = s.controls()
     other = make(slots=2)
     other.restore(saved)
