@@ -49,6 +49,7 @@ class Sim:
         self.attempts = Attempts()
         self.penalties = Penalties()
         self.growth: dict[tuple[str, str], dict[players.Month, list[int]]] = {}
+        self.outages: dict[str, tuple[float, int]] = {}  # site -> (until, requests refused)
 
     def grown(self, source: str, name: str) -> dict[players.Month, list[int]]:
         return self.growth.get((source, name), {})
@@ -66,7 +67,9 @@ class Sim:
         crowded = known and stats.in_flight > self.config.chesscom_parallel
         try:
             await self._pause()
-            if not known:
+            if self._down("chesscom"):
+                response = _html(503, _UNAVAILABLE)
+            elif not known:
                 response = _json(403, {"code": 0, "message": "Forbidden"})
             elif crowded:
                 response = _json(429, {"code": 0, "message": "Too many requests"})
@@ -136,7 +139,9 @@ class Sim:
         try:
             await self._pause()
             response: web.StreamResponse
-            if punished:
+            if self._down("lichess"):
+                response = _html(503, _UNAVAILABLE)
+            elif punished:
                 response = _html(429, _TOO_MANY)
             elif not known:
                 response = _html(404, _FAKE_404)
@@ -223,6 +228,31 @@ class Sim:
             if sent < len(lines):
                 await asyncio.sleep(max(sent / gps - (loop.time() - start), _BURST_S))
 
+    def _down(self, site: str) -> bool:
+        """Whether the site is in an outage; counts the request it refuses."""
+        until, refused = self.outages.get(site, (0.0, 0))
+        if time.monotonic() >= until:
+            return False
+        self.outages[site] = (until, refused + 1)
+        return True
+
+    async def outage(self, request: web.Request) -> web.Response:
+        """POST starts an outage of `s` seconds (0 ends it); GET tells how it goes."""
+        site = request.match_info["source"]
+        if site not in players.SOURCES:
+            return _json(404, {"error": "Not found"})
+        if request.method == "POST":
+            try:
+                seconds = float(request.query.get("s", ""))
+            except ValueError:
+                seconds = -1.0
+            if not 0 <= seconds <= 86400:
+                return _json(400, {"error": "s must be a number of seconds in 0..86400"})
+            self.outages[site] = (time.monotonic() + seconds, 0)
+        until, refused = self.outages.get(site, (0.0, 0))
+        left = max(until - time.monotonic(), 0.0)
+        return _json(200, {"source": site, "left_s": round(left, 3), "refused": refused})
+
     # introspection
 
     async def truth(self, request: web.Request) -> web.Response:
@@ -279,6 +309,7 @@ class Sim:
         self.attempts.clear()
         self.penalties.clear()
         self.growth.clear()
+        self.outages.clear()
         return _json(200, {"reset": True})
 
 
@@ -299,6 +330,8 @@ def make_app(config: SimConfig, *, clock: Clock = time.time) -> web.Application:
     add("/_sim/stats", sim.stats_view)
     app.router.add_post("/_sim/grow/{source}/{user}", sim.grow)
     app.router.add_post("/_sim/reset", sim.reset)
+    add("/_sim/outage/{source}", sim.outage)
+    app.router.add_post("/_sim/outage/{source}", sim.outage)
     return app
 
 
