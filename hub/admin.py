@@ -212,15 +212,13 @@ def _state(state: State) -> AdminState:
     hub = _hub(state)
     core, queue = hub.queue.slots, hub.queue
     http: Http = state.http
+    breaker = http.breakers.breaker
     return AdminState(
         replica=queue.replica,
         slots=core.slots,
         slots_free=core.free,
         lanes=dict(core.lanes),
-        paused=[
-            PausedRow(source, p.reason, p.since, p.by)
-            for (source, _), p in sorted(core.holds.items(), key=lambda item: item[1].since)
-        ],
+        paused=[PausedRow(source, p.reason, p.since, p.by) for source, p in core.holds],
         draining=core.draining,
         waiting=len(core.line),
         waiting_by_source={source: len(line) for source, line in core.lines.items()},
@@ -236,7 +234,7 @@ def _state(state: State) -> AdminState:
             for e in core.running.values()
         ],
         breakers=[
-            BreakerRow(upstream, http.breaker.is_open(upstream), http.breaker.openings(upstream))
+            BreakerRow(upstream, breaker.is_open(upstream), breaker.openings(upstream))
             for upstream in SOURCES
         ],
     )

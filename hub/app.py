@@ -228,7 +228,7 @@ def create_app(settings: Settings, sim: Any = None) -> Litestar:
                 queue,
                 fanout,
                 metrics=metrics,
-                breakers=http,
+                breakers=http.breakers,
             )
             await hub.start()
             stack.push_async_callback(hub.stop)

@@ -5,14 +5,14 @@ from __future__ import annotations
 import asyncio
 import logging
 from collections.abc import Callable, Iterable
-from typing import Protocol
 
 from hub.errors import HubError
 from hub.fetch.base import Source
-from hub.fetch.breaker import Breaker, Change, Opened
-from hub.fetch.http import SITE_NAMES
-from hub.queue.core import BREAKER, Entry
+from hub.fetch.breaker import Opened
+from hub.fetch.http import SITE_NAMES, Breakers
+from hub.queue.core import Entry
 from hub.queue.driver import Event, QueueDriver
+from hub.queue.holds import BREAKER
 from hub.tasks import cancel_and_wait
 
 log = logging.getLogger("hub")
@@ -23,15 +23,6 @@ Dispatch = Callable[[Iterable[Event]], None]
 # renew it, so that a replica that dies with its breaker open cannot hold a fleet's
 # line: every other replica's breaker may well be closed.
 LAPSE_PROBES = 3
-
-
-class Breakers(Protocol):
-    """The upstreams' breakers and their changes (hub.fetch.http.Http)."""
-
-    breaker: Breaker
-    clock: Callable[[], float]
-
-    async def changes(self) -> list[Change]: ...
 
 
 class Outages:

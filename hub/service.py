@@ -13,9 +13,10 @@ from hub import protocol as p
 from hub.errors import StorageUnavailable, UpstreamPaused
 from hub.fanout import Client, Fanout
 from hub.fetch.base import Source
+from hub.fetch.http import Breakers
 from hub.guard import ticket_key
 from hub.metrics import Metrics
-from hub.outages import Breakers, Outages
+from hub.outages import Outages
 from hub.probes import Probes
 from hub.queue.core import (
     Admit,

@@ -128,6 +128,72 @@ class Budget:
         )
 
 
+class Breakers:
+    """Every upstream's breaker, told of every attempt; what they decide waits for the hub.
+
+    The rules are in `hub.fetch.breaker`; this feeds it from the request paths, keeps
+    the metrics, and queues its changes for `changes()`, which the hub awaits in a loop.
+    """
+
+    def __init__(
+        self, settings: Settings, stats: HttpStats, clock: Callable[[], float] = time.monotonic
+    ) -> None:
+        self.breaker = Breaker(UPSTREAMS, settings.breaker_failures, settings.breaker_probe_s)
+        self.stats = stats
+        self.clock = clock
+        self._changes: asyncio.Queue[Change] = asyncio.Queue()
+
+    async def changes(self) -> list[Change]:
+        """What the breakers decided since the last call, in order; waits for one."""
+        changes = [await self._changes.get()]
+        while not self._changes.empty():
+            changes.append(self._changes.get_nowait())
+        return changes
+
+    def turn(self, upstream: str) -> Turn:
+        """This attempt's turn; raises UpstreamPaused while the upstream's breaker is open."""
+        turn = self.breaker.attempt(upstream, self.clock())
+        if turn is Turn.REFUSE:
+            raise UpstreamPaused(f"{SITE_NAMES[upstream]} is not answering.")
+        return turn
+
+    def verdict(self, upstream: str, turn: Turn, status: int | None) -> None:
+        """Tell the breaker how an attempt went (status None: no answer at all).
+
+        A probe is one attempt: when it fails, it raises UpstreamPaused, and the
+        import it served waits for the next probe rather than retrying.
+        """
+        if status is None or status >= 500:
+            changes = self.breaker.failed(upstream, self.clock(), turn)
+        elif status == 429:
+            self.breaker.settled(upstream, turn)
+            changes = []
+        else:
+            changes = self.breaker.answered(upstream)
+        for change in changes:
+            self._changed(change)
+        if turn is Turn.PROBE and (status is None or status >= 500 or status == 429):
+            raise UpstreamPaused(f"{SITE_NAMES[upstream]} is still not answering.")
+
+    def _changed(self, change: Change) -> None:
+        upstream = change.upstream
+        is_open = isinstance(change, Opened)
+        self.stats.breaker_open[upstream] = int(is_open)
+        if isinstance(change, Opened) and not change.again:
+            self.stats.breaker_openings[upstream] = self.breaker.openings(upstream)
+            log.warning(
+                "%s is not answering: its imports wait, one probe every %.0fs",
+                upstream,
+                self.breaker.probe_s,
+            )
+        elif not is_open:
+            log.info("%s answers again", upstream)
+        self._changes.put_nowait(change)
+
+    def settled(self, upstream: str, turn: Turn) -> None:
+        self.breaker.settled(upstream, turn)
+
+
 class Http:
     """THE aiohttp session of the app, with one in-flight semaphore per upstream."""
 
@@ -141,11 +207,8 @@ class Http:
         self.settings = settings
         self.session = session
         self.stats = stats
-        self.clock = clock
-        # An upstream that stops answering is left alone but for a probe now and then;
-        # what its breaker decides waits in `_changes` for the hub (`changes()`).
-        self.breaker = Breaker(UPSTREAMS, settings.breaker_failures, settings.breaker_probe_s)
-        self._changes: asyncio.Queue[Change] = asyncio.Queue()
+        # An upstream that stops answering is left alone but for a probe now and then.
+        self.breakers = Breakers(settings, stats, clock)
         self._slots = {
             "chesscom": asyncio.Semaphore(settings.inflight_chesscom),
             "lichess": asyncio.Semaphore(settings.inflight_lichess),
@@ -209,53 +272,6 @@ class Http:
     def budget(self, upstream: str, on_wait: WaitCallback | None = None) -> Budget:
         return Budget(self, upstream, on_wait)
 
-    async def changes(self) -> list[Change]:
-        """What the breakers decided since the last call, in order; waits for one."""
-        changes = [await self._changes.get()]
-        while not self._changes.empty():
-            changes.append(self._changes.get_nowait())
-        return changes
-
-    def _turn(self, upstream: str) -> Turn:
-        """This attempt's turn; raises UpstreamPaused while the upstream's breaker is open."""
-        turn = self.breaker.attempt(upstream, self.clock())
-        if turn is Turn.REFUSE:
-            raise UpstreamPaused(f"{SITE_NAMES[upstream]} is not answering.")
-        return turn
-
-    def _verdict(self, upstream: str, turn: Turn, status: int | None) -> None:
-        """Tell the breaker how an attempt went (status None: no answer at all).
-
-        A probe is one attempt: when it fails, it raises UpstreamPaused, and the
-        import it served waits for the next probe rather than retrying.
-        """
-        if status is None or status >= 500:
-            changes = self.breaker.failed(upstream, self.clock(), turn)
-        elif status == 429:
-            self.breaker.settled(upstream, turn)
-            changes = []
-        else:
-            changes = self.breaker.answered(upstream)
-        for change in changes:
-            self._changed(change)
-        if turn is Turn.PROBE and (status is None or status >= 500 or status == 429):
-            raise UpstreamPaused(f"{SITE_NAMES[upstream]} is still not answering.")
-
-    def _changed(self, change: Change) -> None:
-        upstream = change.upstream
-        is_open = isinstance(change, Opened)
-        self.stats.breaker_open[upstream] = int(is_open)
-        if isinstance(change, Opened) and not change.again:
-            self.stats.breaker_openings[upstream] = self.breaker.openings(upstream)
-            log.warning(
-                "%s is not answering: its imports wait, one probe every %.0fs",
-                upstream,
-                self.breaker.probe_s,
-            )
-        elif not is_open:
-            log.info("%s answers again", upstream)
-        self._changes.put_nowait(change)
-
     def count_retry(self, upstream: str) -> None:
         self.stats.retries[upstream] = self.stats.retries.get(upstream, 0) + 1
 
@@ -293,7 +309,7 @@ class Http:
                 )
         budget = self.budget(upstream, on_wait)
         while True:
-            turn = self._turn(upstream)
+            turn = self.breakers.turn(upstream)
             try:
                 async with (
                     self._slot(upstream, limited),
@@ -306,16 +322,16 @@ class Http:
                     body = await resp.read()
                     status, resp_headers = resp.status, resp.headers
             except TRANSIENT_ERRORS as exc:
-                self._verdict(upstream, turn, None)
+                self.breakers.verdict(upstream, turn, None)
                 await budget.backoff(_describe(exc))
                 continue
             except aiohttp.ClientError as exc:  # a bad URL, a redirect loop: retrying won't help
-                self.breaker.settled(upstream, turn)
+                self.breakers.settled(upstream, turn)
                 raise UpstreamUnavailable(f"{upstream}: {_describe(exc)}") from exc
             except BaseException:  # cancelled: no verdict on the upstream
-                self.breaker.settled(upstream, turn)
+                self.breakers.settled(upstream, turn)
                 raise
-            self._verdict(upstream, turn, status)
+            self.breakers.verdict(upstream, turn, status)
             if status == 429:
                 retry_after = parse_retry_after(resp_headers.get("Retry-After"))
                 await budget.rate_limited(retry_after, "429 Too Many Requests")
@@ -340,7 +356,7 @@ class Http:
         to resume, with the same `budget`.
         """
         while True:
-            turn = self._turn(upstream)
+            turn = self.breakers.turn(upstream)
             async with self._slot(upstream, True):
                 try:
                     resp = await self.session.get(
@@ -350,17 +366,17 @@ class Http:
                     detail: str | None = _describe(exc)
                     retry_after: float | None = None
                     rate_limited = False
-                    self._verdict(upstream, turn, None)
+                    self.breakers.verdict(upstream, turn, None)
                 except aiohttp.ClientError as exc:
-                    self.breaker.settled(upstream, turn)
+                    self.breakers.settled(upstream, turn)
                     raise UpstreamUnavailable(f"{upstream}: {_describe(exc)}") from exc
                 except BaseException:  # cancelled: no verdict on the upstream
-                    self.breaker.settled(upstream, turn)
+                    self.breakers.settled(upstream, turn)
                     raise
                 else:
                     async with resp:
                         self._count_status(upstream, resp.status)
-                        self._verdict(upstream, turn, resp.status)
+                        self.breakers.verdict(upstream, turn, resp.status)
                         rate_limited = resp.status == 429
                         if not rate_limited and resp.status < 500:
                             yield resp

@@ -7,7 +7,8 @@ from typing import Annotated
 
 import msgspec
 
-from hub.queue.core import Controls, Pause
+from hub.queue.core import Controls
+from hub.queue.holds import Pause
 
 log = logging.getLogger("hub")
 

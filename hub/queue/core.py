@@ -9,6 +9,7 @@ from dataclasses import dataclass, field
 from hub.queue.accuracy import Accuracy
 from hub.queue.eta import Ewma, remaining
 from hub.queue.frame import Frame, make_frame
+from hub.queue.holds import OPERATOR, Holds, Pause
 from hub.queue.index import LineIndex
 
 WAITING = "waiting"
@@ -47,19 +48,6 @@ class Ticket:
     import_id: str
     address: str = ""
     detached_at: float | None = None  # None while a socket follows it
-
-
-# Who holds a pause: the operator (admin API), or an upstream's breaker.
-OPERATOR = "operator"
-BREAKER = "breaker"
-
-
-@dataclass(frozen=True, slots=True)
-class Pause:
-    reason: str
-    since: float  # unix seconds: shown to waiters as it is
-    by: str = OPERATOR
-    until: float | None = None  # the core's clock: unless renewed, the pause lapses then
 
 
 @dataclass(frozen=True, slots=True)
@@ -189,8 +177,7 @@ class Slots:
         self.index = LineIndex(self.lanes)
         self.running: dict[str, Entry] = {}
         self.in_lane: dict[str, int] = dict.fromkeys(self.lanes, 0)
-        self.holds: dict[tuple[str, str], Pause] = {}  # (source, holder) -> pause
-        self.paused: dict[str, Pause] = {}  # per source, the oldest hold: what waiters see
+        self.holds = Holds(self.lanes)
         self.draining = False  # this process admits nothing; nothing shows to waiters
         self.resized = False  # the caps were set by the operator, not by configuration
         self.moved_after: int | None = None  # lowest arrival whose place moved since taken
@@ -200,6 +187,11 @@ class Slots:
         self._seq = 0
 
     # -- queries ----------------------------------------------------------
+
+    @property
+    def paused(self) -> dict[str, Pause]:
+        """Per paused source, the pause its waiters are shown (its oldest)."""
+        return self.holds.shown
 
     @property
     def free(self) -> int:
@@ -383,11 +375,7 @@ class Slots:
         for ticket in expired:
             if ticket in self.tickets:
                 decisions += self._release(ticket, now, cancelled=False)
-        lapsed = [key for key, p in self.holds.items() if p.until is not None and p.until <= now]
-        if lapsed:
-            for key in lapsed:
-                del self.holds[key]
-            self._show()
+        if self.holds.lapse(now):
             decisions += self._admit(now)
             decisions.append(LineChanged())
         return decisions
@@ -437,17 +425,13 @@ class Slots:
         and keeps its `since` (unix seconds; `now` when not given).
         """
         for name in self._sources(source):
-            held = self.holds.get((name, by))
-            first = held.since if held is not None else now if since is None else since
-            self.holds[name, by] = Pause(reason, first, by, until)
-        self._show()
+            self.holds.hold(name, Pause(reason, now if since is None else since, by, until))
         return [LineChanged()]
 
     def resume(self, source: str | None, now: float, *, by: str = OPERATOR) -> list[Decision]:
         """Lift `by`'s pause of `source` (None: of every source); other holders' stay."""
         for name in self._sources(source):
-            self.holds.pop((name, by), None)
-        self._show()
+            self.holds.lift(name, by)
         decisions = self._admit(now)
         decisions.append(LineChanged())
         return decisions
@@ -502,7 +486,7 @@ class Slots:
         return decisions
 
     def controls(self) -> Controls:
-        pauses = tuple((source, p) for (source, _), p in self.holds.items())
+        pauses = tuple(self.holds)
         if not self.resized:
             return Controls(None, None, pauses)
         return Controls(self.slots, dict(self.lanes), pauses)
@@ -514,14 +498,7 @@ class Slots:
             self.resized = True
         if controls.lanes is not None:
             self.lanes.update({s: cap for s, cap in controls.lanes.items() if s in self.lanes})
-        self.holds = {(s, p.by): p for s, p in controls.pauses if s in self.lanes}
-        self._show()
-
-    def _show(self) -> None:
-        shown: dict[str, Pause] = {}
-        for (source, _), pause in sorted(self.holds.items(), key=lambda item: item[1].since):
-            shown.setdefault(source, pause)
-        self.paused = {source: shown[source] for source in self.lanes if source in shown}
+        self.holds.replace(controls.pauses)
 
     def _sources(self, source: str | None) -> list[str]:
         if source is None:

@@ -11,8 +11,9 @@ from collections.abc import Callable, Mapping
 from typing import Protocol
 
 from hub.queue import controls
-from hub.queue.core import OPERATOR, Entry, Slots
+from hub.queue.core import Entry, Slots
 from hub.queue.driver import Event
+from hub.queue.holds import OPERATOR
 
 log = logging.getLogger("hub")
 

@@ -24,7 +24,6 @@ import asyncpg
 
 from hub.queue import controls
 from hub.queue.core import (
-    OPERATOR,
     RUNNING,
     WAITING,
     Admit,
@@ -36,6 +35,7 @@ from hub.queue.core import (
     Ticket,
 )
 from hub.queue.driver import Event, RemoteEnded, RemoteProgress, RemoteStarted
+from hub.queue.holds import OPERATOR
 from hub.tasks import cancel_and_wait
 
 log = logging.getLogger("hub.fleet")

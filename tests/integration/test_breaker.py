@@ -82,7 +82,7 @@ async def test_the_breaker_opens_refuses_probes_and_closes(sim: Proc) -> None:
         # One request retries until the breaker opens after 3 failures, then stops.
         with pytest.raises(UpstreamPaused):
             await http.get("chesscom", archives)
-        assert await http.changes() == [Opened("chesscom")]
+        assert await http.breakers.changes() == [Opened("chesscom")]
         assert sim.get_json("/_sim/outage/chesscom")["refused"] == 3
         with pytest.raises(UpstreamPaused):  # refused without a request
             await http.get("chesscom", archives)
@@ -92,13 +92,15 @@ async def test_the_breaker_opens_refuses_probes_and_closes(sim: Proc) -> None:
         await asyncio.sleep(0.3)
         with pytest.raises(UpstreamPaused):
             await http.get("chesscom", archives)
-        assert await http.changes() == [Opened("chesscom", again=True)]
+        assert await http.breakers.changes() == [Opened("chesscom", again=True)]
         assert sim.get_json("/_sim/outage/chesscom")["refused"] == 4
         outage(sim, "chesscom", 0)
-        await eventually(lambda: http.breaker.next_probe("chesscom") is not None, "still open")
+        await eventually(
+            lambda: http.breakers.breaker.next_probe("chesscom") is not None, "still open"
+        )
         await asyncio.sleep(0.3)
         assert (await http.get("chesscom", archives)).status == 200  # the probe closes it
-        assert await http.changes() == [Closed("chesscom")]
+        assert await http.breakers.changes() == [Closed("chesscom")]
         assert http.stats.breaker_openings == {"chesscom": 1, "lichess": 0}
         assert http.stats.breaker_open == {"chesscom": 0, "lichess": 0}
     finally:

@@ -9,8 +9,9 @@ import msgspec
 
 from hub.fanout import Client, Fanout
 from hub.mailbox import Mailbox, Outbox
-from hub.queue.core import BREAKER, Slots
+from hub.queue.core import Slots
 from hub.queue.eta import Ewma
+from hub.queue.holds import BREAKER
 
 
 class Clock:

@@ -6,8 +6,9 @@ from hypothesis import settings
 from hypothesis import strategies as st
 from hypothesis.stateful import RuleBasedStateMachine, invariant, precondition, rule
 
-from hub.queue.core import BREAKER, OPERATOR, Admit, Decision, Limits, Slots, UnknownTicket
+from hub.queue.core import Admit, Decision, Limits, Slots, UnknownTicket
 from hub.queue.eta import Ewma
+from hub.queue.holds import BREAKER, OPERATOR
 
 SOURCES = ("chesscom", "lichess")
 PLAYERS = st.sampled_from(["a", "b", "c", "d", "e", "f", "A", "B"])
@@ -199,7 +200,7 @@ class SlotMachine(RuleBasedStateMachine):
     def oldest_hold_shown(self) -> None:
         s = self.slots
         for source in SOURCES:
-            holds = [p for (name, _), p in s.holds.items() if name == source]
+            holds = [p for name, p in s.holds if name == source]
             if holds:
                 assert s.paused[source].since == min(p.since for p in holds)
             else:
