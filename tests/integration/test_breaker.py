@@ -10,6 +10,7 @@ from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
+import asyncpg
 import pytest
 
 from hub.errors import UpstreamPaused
@@ -166,6 +167,8 @@ async def test_an_outage_fails_no_import(
     assert [(p["source"], p["by"]) for p in now["paused"]] == [("chesscom", "breaker")]
     assert now["waiting_by_source"]["chesscom"] == 3 and not now["running"]
     assert [b["open"] for b in now["breakers"]] == [True, False]
+    record = hub.get_json(f"/api/imports/{sent_back['import_id']}")
+    assert record["state"] == "queued" and record["error"] is None  # waiting, not failed
 
     outage(paced_sim, "chesscom", 0)
     ends = [await c.until("done", "failed", timeout=120) for c in (running, *waiters)]
@@ -192,3 +195,45 @@ async def test_an_outage_fails_no_import(
     assert 'hub_breaker_openings_total{upstream="chesscom"} 1.0' in metrics
     assert 'hub_breaker_open{upstream="chesscom"} 0.0' in metrics
     assert hub.get_json("/api/queue")["paused"] == []
+
+
+@pytest.mark.postgres
+async def test_an_outage_in_a_fleet(
+    scratch_pg: str, paced_sim: Proc, hub_factory: HubFactory
+) -> None:
+    settings: dict[str, Any] = {
+        "DATABASE_URL": scratch_pg,
+        "HUB_POLL_S": "0.3",
+        "MAX_CONCURRENT_IMPORTS": 1,
+        "HUB_BREAKER_FAILURES": 3,
+        "HUB_BREAKER_PROBE_S": 1,
+    }
+    a, b = (hub_factory(paced_sim, **settings) for _ in range(2))
+    running = await ask(a, "chesscom", "fleetout-p30x2")
+    while (await running.until("progress"))["page"] < 3:
+        pass
+    waiter = await ask(b, "chesscom", "fleetoutwait-p2x2")
+    await waiter.until("queued")
+
+    outage(paced_sim, "chesscom", 600)
+    sent_back = await running.until("queued")
+    assert sent_back["paused"]["reason"] == REASON and sent_back["position"] == 1
+    told = await waiter.until("queued")
+    while "paused" not in told or told["position"] != 2:  # on the other replica, too
+        told = await waiter.until("queued")
+    outage(paced_sim, "chesscom", 0)
+    ends = [await c.until("done", "failed", timeout=120) for c in (running, waiter)]
+    assert [m["type"] for m in ends] == ["done", "done"]
+    assert kinds(running).count("started") == 2
+    conn = await asyncpg.connect(scratch_pg)
+    try:
+        for username in ("fleetout-p30x2", "fleetoutwait-p2x2"):
+            rows = await conn.fetch(
+                "SELECT game_id FROM player_games WHERE source = 'chesscom' AND username = $1",
+                username,
+            )
+            truth = paced_sim.get_json(f"/_sim/truth/chesscom/{username}")["games"]
+            assert {r["game_id"] for r in rows} == set(truth)
+        assert await conn.fetchval("SELECT count(*) FROM queue_entries") == 0
+    finally:
+        await conn.close()
