@@ -8,7 +8,7 @@ from collections.abc import Callable, Iterable
 
 from hub.errors import HubError
 from hub.fetch.base import Source
-from hub.fetch.breaker import Opened
+from hub.fetch.breaker import Change, Opened
 from hub.fetch.http import SITE_NAMES, Breakers
 from hub.queue.core import Entry
 from hub.queue.driver import Event, QueueDriver
@@ -52,18 +52,28 @@ class Outages:
         """The hub's loop over the breakers' changes."""
         while True:
             for change in await self.breakers.changes():
-                upstream = change.upstream
-                if isinstance(change, Opened):
-                    await self._hold(upstream)
-                    if upstream not in self._probers:
-                        self._probers[upstream] = asyncio.create_task(
-                            self._probe_forever(upstream), name=f"probe-{upstream}"
-                        )
-                else:
-                    prober = self._probers.pop(upstream, None)
-                    if prober is not None:
-                        prober.cancel()
-                    self.dispatch(await self.queue.resume(upstream, by=BREAKER))
+                try:
+                    await self._changed(change)
+                except asyncio.CancelledError:
+                    raise
+                except Exception:
+                    # In a fleet the line may be unreachable for a while: the next
+                    # failed probe renews the pause, the next answer lifts it.
+                    log.exception("could not act on a breaker", extra={"change": change})
+
+    async def _changed(self, change: Change) -> None:
+        upstream = change.upstream
+        if isinstance(change, Opened):
+            if upstream not in self._probers:
+                self._probers[upstream] = asyncio.create_task(
+                    self._probe_forever(upstream), name=f"probe-{upstream}"
+                )
+            await self._hold(upstream)
+        else:
+            prober = self._probers.pop(upstream, None)
+            if prober is not None:
+                prober.cancel()
+            self.dispatch(await self.queue.resume(upstream, by=BREAKER))
 
     async def stop(self) -> None:
         await cancel_and_wait(list(self._probers.values()))
@@ -73,7 +83,10 @@ class Outages:
         """A running import met the open breaker: to the head of its line, paused."""
         if self.breakers.breaker.is_open(entry.source):
             # Again: in a fleet another replica's breaker may have resumed the source.
-            await self._hold(entry.source)
+            try:
+                await self._hold(entry.source)
+            except Exception as exc:  # the return to the line below must not be lost
+                log.warning("could not pause a site", extra={"error": str(exc)})
         log.info(
             "import back to the head of the line",
             extra={"import_id": entry.import_id, "source": entry.source, "pages": entry.pages},

@@ -182,7 +182,7 @@ class Breakers:
         if isinstance(change, Opened) and not change.again:
             self.stats.breaker_openings[upstream] = self.breaker.openings(upstream)
             log.warning(
-                "%s is not answering: its imports wait, one probe every %.0fs",
+                "%s is not answering: its imports wait, one probe every %gs",
                 upstream,
                 self.breaker.probe_s,
             )
