@@ -3,38 +3,76 @@
 from __future__ import annotations
 
 import argparse
+import importlib.metadata
 import importlib.util
 import math
 import sys
 from collections.abc import Sequence
 from typing import Any
 
-from hub.settings import SettingsError, load_settings
+from hub.settings import ENV, Settings, SettingsError, load_settings
+
+LOG_HELP = "critical, error, warning, info or debug (default %(default)s)"
+
+
+def version() -> str:
+    try:
+        return importlib.metadata.version("chess-import-hub")
+    except importlib.metadata.PackageNotFoundError:  # run from a source tree
+        return "unknown"
 
 
 def _parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="hub", description=__doc__)
+    parser.add_argument("--version", action="version", version=f"%(prog)s {version()}")
     commands = parser.add_subparsers(dest="command", required=True)
 
-    serve = commands.add_parser("serve", help="run the import hub under uvicorn")
-    serve.add_argument("--host", default="127.0.0.1")
-    serve.add_argument("--port", type=int, default=8000)
-    serve.add_argument(
-        "--sim", action="store_true", help="run the upstream simulator in this process and use it"
+    serve = commands.add_parser(
+        "serve",
+        help="run the import hub under uvicorn",
+        description="Run the import hub. Every setting also comes from the environment "
+        "(README: Configuration); a flag given here wins over its variable.",
     )
-    serve.add_argument("--max-concurrent-imports", type=int, dest="max_concurrent_imports")
-    serve.add_argument("--database-url", dest="database_url")
-    serve.add_argument("--chesscom-url", dest="chesscom_url")
-    serve.add_argument("--lichess-url", dest="lichess_url")
-    serve.add_argument("--log-level", default="info")
+    serve.add_argument(
+        "--host", default="127.0.0.1", help="address to listen on (default %(default)s)"
+    )
+    serve.add_argument(
+        "--port", type=int, default=8000, help="port to listen on (default %(default)s)"
+    )
+    serve.add_argument(
+        "--sim",
+        action="store_true",
+        help="run the upstream simulator in this process, on a free port logged at start-up, "
+        "and point both upstream URLs at it (default off)",
+    )
+    _setting(serve, "max_concurrent_imports", int, "import slots for the whole hub")
+    _setting(serve, "database_url", str, "sqlite:///path or postgresql://user@host/db")
+    _setting(serve, "chesscom_url", str, "chess.com API base")
+    _setting(serve, "lichess_url", str, "lichess base")
+    serve.add_argument("--log-level", default="info", help=LOG_HELP)
     _sim_flags(serve, prefix="sim-")
 
     sim = commands.add_parser("sim", help="run the chess.com and lichess simulator")
-    sim.add_argument("--host", default="127.0.0.1")
-    sim.add_argument("--port", type=int, default=8001)
-    sim.add_argument("--log-level", default="info")
+    sim.add_argument(
+        "--host", default="127.0.0.1", help="address to listen on (default %(default)s)"
+    )
+    sim.add_argument(
+        "--port", type=int, default=8001, help="port to listen on (default %(default)s)"
+    )
+    sim.add_argument("--log-level", default="info", help=LOG_HELP)
     _sim_flags(sim, prefix="")
     return parser
+
+
+def _setting(parser: argparse.ArgumentParser, field: str, kind: type, what: str) -> None:
+    """A flag over a setting: None unless given, so that the variable, then the default, hold."""
+    default = getattr(Settings(), field)
+    parser.add_argument(
+        "--" + field.replace("_", "-"),
+        type=kind,
+        dest=field,
+        help=f"{what} (env {ENV[field]}, default {default})",
+    )
 
 
 def _sim_flags(parser: argparse.ArgumentParser, prefix: str) -> None:

@@ -16,8 +16,8 @@ from litestar.exceptions import NotFoundException
 from litestar.response import File, Response
 from litestar.static_files import create_static_files_router
 
+from hub import admin, receipt
 from hub import protocol as p
-from hub import receipt
 from hub.fanout import Fanout
 from hub.fetch import make_sources
 from hub.fetch.http import Http
@@ -102,8 +102,10 @@ async def healthz() -> dict[str, str]:
 
 @get("/readyz", media_type=MediaType.JSON)
 async def readyz(state: State) -> Response[dict[str, str]]:
-    """Ready when the database answers and, in a fleet, LISTEN is connected."""
+    """Ready when not draining, the database answers and, in a fleet, LISTEN is connected."""
     hub = _hub(state)
+    if hub.queue.slots.draining:  # a load balancer stops sending sockets here
+        return Response({"status": "unavailable", "reason": "draining"}, status_code=503)
     try:
         await hub.store.ping()
     except Exception as exc:
@@ -191,6 +193,9 @@ def create_app(settings: Settings, sim: Any = None) -> Litestar:
                 runner, port = await start_sim(sim)
                 stack.push_async_callback(runner.cleanup)
                 base = f"http://127.0.0.1:{port}"
+                logging.getLogger("hub").info(
+                    "simulator listening (chess.com and lichess, /_sim/…)", extra={"url": base}
+                )
                 settings = msgspec_replace(settings, chesscom_url=base, lichess_url=base)
             store = open_store(settings.database_url)
             await store.connect()
@@ -225,7 +230,7 @@ def create_app(settings: Settings, sim: Any = None) -> Litestar:
                     clock=clock,
                 )
             else:
-                queue = LocalQueue(slots, clock)
+                queue = LocalQueue(slots, clock, store=store)
                 # This process held the whole line: whatever it left unfinished is over.
                 left = await store.interrupt_unfinished(time.time())
                 if left:
@@ -237,7 +242,13 @@ def create_app(settings: Settings, sim: Any = None) -> Litestar:
             metrics = Metrics()
             metrics.watch(slots, lambda: door.total, http.stats, outbox.stats)
             hub = ImportHub(
-                settings, store, make_sources(http, settings), queue, fanout, metrics=metrics
+                settings,
+                store,
+                make_sources(http, settings),
+                queue,
+                fanout,
+                metrics=metrics,
+                breakers=http.breakers,
             )
             await hub.start()
             stack.push_async_callback(hub.stop)
@@ -263,6 +274,8 @@ def create_app(settings: Settings, sim: Any = None) -> Litestar:
             index,
             favicon,
             static,
+            # Without a token the operator's routes do not exist (404).
+            *([admin.router(settings.admin_token)] if settings.admin_token else []),
         ],
         lifespan=[lifespan],
         before_send=[add_security_headers],

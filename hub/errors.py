@@ -28,6 +28,13 @@ class UpstreamUnavailable(HubError):
     default_message = "The chess site is not answering right now. Try again later."
 
 
+class UpstreamPaused(HubError):
+    """The upstream's breaker is open: the import goes back to the head of its line."""
+
+    code = "upstream_paused"
+    default_message = "The chess site is not answering; the import waits for it."
+
+
 class RateLimited(HubError):
     code = "rate_limited"
     default_message = "The chess site keeps asking us to slow down. Try again later."

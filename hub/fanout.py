@@ -235,7 +235,8 @@ class Fanout:
         low, eta, high = self.slots.accuracy.correct(raw)
         rounded = _eta(eta)
         for client, seen in followers.items():
-            if seen is not None and position >= seen.position:
+            # A new place goes out at once; a place rises only behind an import sent back.
+            if seen is not None and position == seen.position:
                 counted_down = max(seen.eta - (now - seen.when), 0.0)
                 drift = abs(rounded - counted_down)
                 if not (

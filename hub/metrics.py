@@ -101,6 +101,19 @@ class _Live(Collector):
         for upstream, count in sorted(self.http.retries.items()):
             retries.add_metric([upstream], count)
         yield retries
+        breaker = GaugeMetricFamily(
+            "hub_breaker_open",
+            "1 while the upstream's breaker is open (its imports wait for it)",
+            labels=["upstream"],
+        )
+        openings = CounterMetricFamily(
+            "hub_breaker_openings", "Times the upstream's breaker opened", labels=["upstream"]
+        )
+        for upstream, state in sorted(self.http.breaker_open.items()):
+            breaker.add_metric([upstream], state)
+            openings.add_metric([upstream], self.http.breaker_openings.get(upstream, 0))
+        yield breaker
+        yield openings
         pool = CounterMetricFamily(
             "hub_pool_connections", "Pooled upstream connections", labels=["event"]
         )

@@ -8,7 +8,7 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 
 from hub import protocol as p
-from hub.errors import HubError, StorageUnavailable
+from hub.errors import HubError, StorageUnavailable, UpstreamPaused
 from hub.fanout import Fanout
 from hub.fetch.base import Source
 from hub.importer import Outcome, run_import
@@ -153,6 +153,8 @@ class Runner:
     ) -> p.ServerMessage:
         duration = self.clock() - run.started
         final: p.ServerMessage
+        if outcome.code == UpstreamPaused.code:  # not an end: back to the line (hub.outages)
+            return p.Failed(entry.import_id, outcome.code, outcome.message or "")
         if unwritten:
             # Its batch of rows failed: the same `error` as the imports of that batch
             # still in line, though this one was admitted before the batch came back.

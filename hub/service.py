@@ -10,12 +10,14 @@ from collections.abc import Callable, Coroutine, Iterable
 from typing import Any
 
 from hub import protocol as p
-from hub.errors import StorageUnavailable
+from hub.errors import StorageUnavailable, UpstreamPaused
 from hub.fanout import Client, Fanout
 from hub.fetch.base import Source
+from hub.fetch.http import Breakers
 from hub.guard import ticket_key
 from hub.importer import summary
 from hub.metrics import Metrics
+from hub.outages import Outages
 from hub.probes import Probes
 from hub.queue.core import (
     Admit,
@@ -59,6 +61,7 @@ class ImportHub:
         fanout: Fanout,
         wall: Callable[[], float] = time.time,
         metrics: Metrics | None = None,
+        breakers: Breakers | None = None,
     ) -> None:
         self.settings = settings
         self.store = store
@@ -75,6 +78,9 @@ class ImportHub:
         )
         self.probes = Probes(sources, store, settings.probes_queued)
         self.repairs: set[str] = set()  # waiting imports asked for as repairs
+        self.outages = (
+            None if breakers is None else Outages(breakers, sources, queue, self.dispatch)
+        )
         self.stopping = False
         self.imports: dict[str, asyncio.Task[None]] = {}
         self.background: set[asyncio.Task[Any]] = set()
@@ -93,6 +99,8 @@ class ImportHub:
             asyncio.create_task(self._events_forever(), name="queue-events"),
             asyncio.create_task(self._rows_forever(), name="new-rows"),
         ]
+        if self.outages is not None:
+            self._loops.append(asyncio.create_task(self.outages.run(), name="breakers"))
 
     async def stop(self) -> None:
         # Imports first, while the queue can still record their interruption; nothing
@@ -102,6 +110,8 @@ class ImportHub:
         await cancel_and_wait(self.probes.tasks())
         await cancel_and_wait(list(self.background))
         await cancel_and_wait(self._loops)
+        if self.outages is not None:
+            await self.outages.stop()
         await self.fanout.stop()
         await self.queue.stop()
 
@@ -294,6 +304,9 @@ class ImportHub:
                 # (or, in a fleet, its lease given back for the next replica).
                 self.dispatch(await self.queue.interrupted(entry.import_id))
                 raise
+            if outcome.code == UpstreamPaused.code and self.outages is not None:
+                await self._send_back(entry, self.outages)
+                return
             if outcome.code == "interrupted" and self.queue.durable:
                 # The line outlives this process: another replica, or this one
                 # restarted, resumes the import from its checkpoint.
@@ -311,8 +324,18 @@ class ImportHub:
         except Exception:
             log.exception("import task failed", extra={"import_id": entry.import_id})
         finally:
-            self.imports.pop(entry.import_id, None)
-            self.rows.forget(entry.import_id)
+            # Sent back and admitted again at once, the import runs in a new task.
+            if self.imports.get(entry.import_id) is asyncio.current_task():
+                del self.imports[entry.import_id]
+                self.rows.forget(entry.import_id)
+
+    async def _send_back(self, entry: Entry, outages: Outages) -> None:
+        """Its upstream stopped answering: the import waits at the head of its line."""
+        try:
+            await self.store.requeue_import(entry.import_id)
+        except Exception as exc:
+            log.warning("could not record a return to the line", extra={"error": str(exc)})
+        await outages.send_back(entry)
 
     async def _interrupted(self, import_id: str) -> None:
         self.dispatch(await self.queue.interrupted(import_id))

@@ -39,6 +39,8 @@ class Settings(msgspec.Struct, frozen=True, kw_only=True):
     pause_chesscom_s: float = 5.0  # wait after a 429 without Retry-After
     pause_lichess_s: float = 60.0
     request_timeout_s: float = 30.0
+    breaker_failures: int = 5  # failed requests in a row that pause an upstream's imports
+    breaker_probe_s: float = 30.0  # while paused so, one probe request this often
     # Games in progress are asked for by id; this only re-reads a margin behind the cursor,
     # for an export that lags behind the newest games.
     lichess_lookback_s: float = 600.0
@@ -72,6 +74,8 @@ class Settings(msgspec.Struct, frozen=True, kw_only=True):
     # fleet (PostgreSQL DATABASE_URL)
     poll_s: float = 1.0
     lease_s: float = 15.0
+    # operator: the /admin/ routes answer only when a token is set
+    admin_token: str = ""  # never logged
 
 
 # (field, variable) for every knob; the variable names are the documented interface.
@@ -95,6 +99,8 @@ ENV: dict[str, str] = {
     "pause_chesscom_s": "HUB_PAUSE_CHESSCOM_S",
     "pause_lichess_s": "HUB_PAUSE_LICHESS_S",
     "request_timeout_s": "HUB_REQUEST_TIMEOUT_S",
+    "breaker_failures": "HUB_BREAKER_FAILURES",
+    "breaker_probe_s": "HUB_BREAKER_PROBE_S",
     "lichess_lookback_s": "HUB_LICHESS_LOOKBACK_S",
     "eta_prior_chesscom_s": "HUB_ETA_PRIOR_CHESSCOM_S",
     "eta_prior_lichess_s": "HUB_ETA_PRIOR_LICHESS_S",
@@ -122,6 +128,7 @@ ENV: dict[str, str] = {
     "summary_concurrency": "HUB_SUMMARY_CONCURRENCY",
     "poll_s": "HUB_POLL_S",
     "lease_s": "HUB_LEASE_S",
+    "admin_token": "HUB_ADMIN_TOKEN",
 }
 
 # Knobs that must be at least 1 (counts) or positive (durations, rates).
@@ -142,6 +149,7 @@ _AT_LEAST_ONE = {
     "eta_horizon",
     "eta_window",
     "summary_concurrency",
+    "breaker_failures",
 }
 _DATABASE_SCHEMES = ("sqlite:///", "sqlite+aiosqlite:///", "postgresql://", "postgres://")
 _HTTP = ("http://", "https://")
@@ -156,8 +164,9 @@ _POSITIVE = {
     "shutdown_s",
     "poll_s",
     "lease_s",
+    "breaker_probe_s",
 }
-_MAY_BE_EMPTY = {"allowed_origins", "trust_proxy"}
+_MAY_BE_EMPTY = {"allowed_origins", "trust_proxy", "admin_token"}
 
 
 def _convert(field: str, name: str, raw: Any, kind: type) -> Any:

@@ -6,7 +6,7 @@ import asyncio
 import logging
 import random
 import time
-from collections.abc import AsyncIterator, Mapping
+from collections.abc import AsyncIterator, Callable, Mapping
 from contextlib import asynccontextmanager, suppress
 from dataclasses import dataclass
 from email.utils import parsedate_to_datetime
@@ -16,14 +16,16 @@ import aiohttp
 import msgspec
 from multidict import CIMultiDictProxy
 
-from hub.errors import RateLimited, UpstreamUnavailable
+from hub.errors import RateLimited, UpstreamPaused, UpstreamUnavailable
 from hub.fetch.base import WaitCallback
+from hub.fetch.breaker import Breaker, Change, Opened, Turn
 from hub.fetch.shared import SharedLimit
 from hub.settings import Settings
 
 log = logging.getLogger(__name__)
 
 UPSTREAMS = ("chesscom", "lichess")
+SITE_NAMES = {"chesscom": "chess.com", "lichess": "lichess"}  # as people know them
 
 # Failures worth another attempt: a dropped or refused connection, a cut body, a stalled read.
 TRANSIENT_ERRORS: tuple[type[BaseException], ...] = (
@@ -43,6 +45,8 @@ class HttpStats(msgspec.Struct, kw_only=True):
     connections_reused: int = 0
     requests_by_status: dict[str, dict[str, int]] = msgspec.field(default_factory=dict)
     retries: dict[str, int] = msgspec.field(default_factory=dict)
+    breaker_open: dict[str, int] = msgspec.field(default_factory=dict)  # 1 while open
+    breaker_openings: dict[str, int] = msgspec.field(default_factory=dict)
 
 
 @dataclass(frozen=True, slots=True)
@@ -126,15 +130,87 @@ class Budget:
         )
 
 
+class Breakers:
+    """Every upstream's breaker, told of every attempt; what they decide waits for the hub.
+
+    The rules are in `hub.fetch.breaker`; this feeds it from the request paths, keeps
+    the metrics, and queues its changes for `changes()`, which the hub awaits in a loop.
+    """
+
+    def __init__(
+        self, settings: Settings, stats: HttpStats, clock: Callable[[], float] = time.monotonic
+    ) -> None:
+        self.breaker = Breaker(UPSTREAMS, settings.breaker_failures, settings.breaker_probe_s)
+        self.stats = stats
+        self.clock = clock
+        self._changes: asyncio.Queue[Change] = asyncio.Queue()
+
+    async def changes(self) -> list[Change]:
+        """What the breakers decided since the last call, in order; waits for one."""
+        changes = [await self._changes.get()]
+        while not self._changes.empty():
+            changes.append(self._changes.get_nowait())
+        return changes
+
+    def turn(self, upstream: str) -> Turn:
+        """This attempt's turn; raises UpstreamPaused while the upstream's breaker is open."""
+        turn = self.breaker.attempt(upstream, self.clock())
+        if turn is Turn.REFUSE:
+            raise UpstreamPaused(f"{SITE_NAMES[upstream]} is not answering.")
+        return turn
+
+    def verdict(self, upstream: str, turn: Turn, status: int | None) -> None:
+        """Tell the breaker how an attempt went (status None: no answer at all).
+
+        A probe is one attempt: when it fails, it raises UpstreamPaused, and the
+        import it served waits for the next probe rather than retrying.
+        """
+        if status is None or status >= 500:
+            changes = self.breaker.failed(upstream, self.clock(), turn)
+        elif status == 429:
+            self.breaker.settled(upstream, turn)
+            changes = []
+        else:
+            changes = self.breaker.answered(upstream)
+        for change in changes:
+            self._changed(change)
+        if turn is Turn.PROBE and (status is None or status >= 500 or status == 429):
+            raise UpstreamPaused(f"{SITE_NAMES[upstream]} is still not answering.")
+
+    def _changed(self, change: Change) -> None:
+        upstream = change.upstream
+        is_open = isinstance(change, Opened)
+        self.stats.breaker_open[upstream] = int(is_open)
+        if isinstance(change, Opened) and not change.again:
+            self.stats.breaker_openings[upstream] = self.breaker.openings(upstream)
+            log.warning(
+                "%s is not answering: its imports wait, one probe every %gs",
+                upstream,
+                self.breaker.probe_s,
+            )
+        elif not is_open:
+            log.info("%s answers again", upstream)
+        self._changes.put_nowait(change)
+
+    def settled(self, upstream: str, turn: Turn) -> None:
+        self.breaker.settled(upstream, turn)
+
+
 class Http:
     """THE aiohttp session of the app, with one in-flight semaphore per upstream."""
 
     def __init__(
-        self, settings: Settings, session: aiohttp.ClientSession, stats: HttpStats
+        self,
+        settings: Settings,
+        session: aiohttp.ClientSession,
+        stats: HttpStats,
+        clock: Callable[[], float] = time.monotonic,
     ) -> None:
         self.settings = settings
         self.session = session
         self.stats = stats
+        # An upstream that stops answering is left alone but for a probe now and then.
+        self.breakers = Breakers(settings, stats, clock)
         self._slots = {
             "chesscom": asyncio.Semaphore(settings.inflight_chesscom),
             "lichess": asyncio.Semaphore(settings.inflight_lichess),
@@ -159,7 +235,10 @@ class Http:
     @classmethod
     async def open(cls, settings: Settings) -> Http:
         stats = HttpStats(
-            requests_by_status={u: {} for u in UPSTREAMS}, retries=dict.fromkeys(UPSTREAMS, 0)
+            requests_by_status={u: {} for u in UPSTREAMS},
+            retries=dict.fromkeys(UPSTREAMS, 0),
+            breaker_open=dict.fromkeys(UPSTREAMS, 0),
+            breaker_openings=dict.fromkeys(UPSTREAMS, 0),
         )
 
         async def created(
@@ -257,6 +336,7 @@ class Http:
     ) -> Reply:
         budget = self.budget(upstream, on_wait)
         while True:
+            turn = self.breakers.turn(upstream)
             try:
                 async with (
                     self._slot(upstream, limited),
@@ -274,10 +354,16 @@ class Http:
                     body = await resp.read()
                     status, resp_headers = resp.status, resp.headers
             except TRANSIENT_ERRORS as exc:
+                self.breakers.verdict(upstream, turn, None)
                 await budget.backoff(_describe(exc))
                 continue
             except aiohttp.ClientError as exc:  # a bad URL, a redirect loop: retrying won't help
+                self.breakers.settled(upstream, turn)
                 raise UpstreamUnavailable(f"{upstream}: {_describe(exc)}") from exc
+            except BaseException:  # cancelled: no verdict on the upstream
+                self.breakers.settled(upstream, turn)
+                raise
+            self.breakers.verdict(upstream, turn, status)
             if status == 429 or status >= 500 or status in retry_on:
                 budget.status = status
             if status == 429:
@@ -304,6 +390,7 @@ class Http:
         to resume, with the same `budget`.
         """
         while True:
+            turn = self.breakers.turn(upstream)
             async with self._slot(upstream, True):
                 try:
                     resp = await self.session.get(
@@ -313,11 +400,17 @@ class Http:
                     detail: str | None = _describe(exc)
                     retry_after: float | None = None
                     rate_limited = False
+                    self.breakers.verdict(upstream, turn, None)
                 except aiohttp.ClientError as exc:
+                    self.breakers.settled(upstream, turn)
                     raise UpstreamUnavailable(f"{upstream}: {_describe(exc)}") from exc
+                except BaseException:  # cancelled: no verdict on the upstream
+                    self.breakers.settled(upstream, turn)
+                    raise
                 else:
                     async with resp:
                         self._count_status(upstream, resp.status)
+                        self.breakers.verdict(upstream, turn, resp.status)
                         rate_limited = resp.status == 429
                         if not rate_limited and resp.status < 500:
                             yield resp

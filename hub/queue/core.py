@@ -9,6 +9,7 @@ from dataclasses import dataclass, field
 from hub.queue.accuracy import Accuracy
 from hub.queue.eta import Ewma, remaining
 from hub.queue.frame import Frame, make_frame
+from hub.queue.holds import OPERATOR, Holds, Pause
 from hub.queue.index import Arrivals, LineIndex
 
 WAITING = "waiting"
@@ -50,9 +51,12 @@ class Ticket:
 
 
 @dataclass(frozen=True, slots=True)
-class Pause:
-    reason: str
-    since: float  # the caller's clock
+class Controls:
+    """What an operator set on the line: caps and pauses, as saved and restored."""
+
+    slots: int | None  # None until the operator resizes: the configured caps hold
+    lanes: dict[str, int] | None
+    pauses: tuple[tuple[str, Pause], ...]  # (source, pause); one per source and holder
 
 
 # Decisions: what the driver must now do.
@@ -174,14 +178,21 @@ class Slots:
         self.index = LineIndex(self.lanes)
         self.running: dict[str, Entry] = {}
         self.in_lane: dict[str, int] = dict.fromkeys(self.lanes, 0)
-        self.paused: dict[str, Pause] = {}
-        self.moved_after: int | None = None  # lowest arrival that left the line since taken
+        self.holds = Holds(self.lanes)
+        self.draining = False  # this process admits nothing; nothing shows to waiters
+        self.resized = False  # the caps were set by the operator, not by configuration
+        self.moved_after: int | None = None  # lowest arrival whose place moved since taken
         self._detached: dict[str, float] = {}  # ticket -> detached_at, oldest first
         self._ungraded: deque[Entry] = deque()
         self._sized: list[Entry] = []
         self._seq = 0
 
     # -- queries ----------------------------------------------------------
+
+    @property
+    def paused(self) -> dict[str, Pause]:
+        """Per paused source, the pause its waiters are shown (its oldest)."""
+        return self.holds.shown
 
     @property
     def free(self) -> int:
@@ -203,7 +214,7 @@ class Slots:
     def waiting_in(self, source: str) -> int:
         return self.index.totals(source)[0]
 
-    def _head(self, source: str) -> Entry | None:
+    def head(self, source: str) -> Entry | None:
         """The oldest waiting import of one upstream."""
         lane = self.lines[source]
         while lane and lane[0].import_id not in self.line:
@@ -242,7 +253,7 @@ class Slots:
         )
 
     def take_moved(self) -> int | None:
-        """The lowest arrival number that left the line since the last call.
+        """The lowest arrival number whose place changed since the last call.
 
         Every waiter that arrived after it has a new position; nobody else has.
         """
@@ -381,6 +392,9 @@ class Slots:
         for ticket in expired:
             if ticket in self.tickets:
                 decisions += self._release(ticket, now, cancelled=False)
+        if self.holds.lapse(now):
+            decisions += self._admit(now)
+            decisions.append(LineChanged())
         return decisions
 
     def grade(self, frame: Frame, now: float) -> None:
@@ -406,23 +420,109 @@ class Slots:
         """New caps, live: more admit at once, fewer let running imports finish."""
         self.slots = slots
         self.lanes.update({source: cap for source, cap in lanes.items() if source in self.lanes})
+        self.resized = True
         decisions = self._admit(now)
         decisions.append(LineChanged())
         return decisions
 
-    def pause(self, source: str | None, reason: str, now: float) -> list[Decision]:
-        """Admit nothing of `source` (None: of any); its waiters keep their places."""
+    def pause(
+        self,
+        source: str | None,
+        reason: str,
+        now: float,
+        *,
+        by: str = OPERATOR,
+        until: float | None = None,
+        since: float | None = None,
+    ) -> list[Decision]:
+        """Admit nothing of `source` (None: of any); its waiters keep their places.
+
+        Each holder (`by`) holds its own pause: a source admits again once every
+        holder has resumed it. Pausing again renews the hold (reason, `until`)
+        and keeps its `since` (unix seconds; `now` when not given).
+        """
         for name in self._sources(source):
-            if name not in self.paused:
-                self.paused[name] = Pause(reason, now)
+            self.holds.hold(name, Pause(reason, now if since is None else since, by, until))
         return [LineChanged()]
 
-    def resume(self, source: str | None, now: float) -> list[Decision]:
+    def resume(self, source: str | None, now: float, *, by: str = OPERATOR) -> list[Decision]:
+        """Lift `by`'s pause of `source` (None: of every source); other holders' stay."""
         for name in self._sources(source):
-            self.paused.pop(name, None)
+            self.holds.lift(name, by)
         decisions = self._admit(now)
         decisions.append(LineChanged())
         return decisions
+
+    def drain(self, now: float) -> list[Decision]:
+        """Admit nothing here: running imports finish, waiters keep their places.
+
+        Unlike a pause this is about this process, not a site, so waiters are not
+        told of it; in a fleet the other replicas go on admitting the line.
+        """
+        self.draining = True
+        return [LineChanged()]
+
+    def undrain(self, now: float) -> list[Decision]:
+        self.draining = False
+        decisions = self._admit(now)
+        decisions.append(LineChanged())
+        return decisions
+
+    def requeue(self, import_id: str, now: float) -> list[Decision]:
+        """Send a running import back to the head of its upstream's line.
+
+        For an upstream that stopped answering: the import keeps its arrival
+        number, so it is the first of its upstream admitted again, and its
+        slot frees at once for the other upstreams. Every waiter that arrived
+        after it moves back one place; this is the only event that raises a
+        position. It costs O(n) in the length of the line, being rare.
+        An import that every follower cancelled simply ends.
+        """
+        entry = self.entries.get(import_id)
+        if entry is None or entry.state != RUNNING:
+            return []
+        if entry.stopping:
+            return self.finished(import_id, now, ok=False)
+        del self.running[import_id]
+        self.in_lane[entry.source] -= 1
+        if entry.pages_total is not None:  # what is left, for the estimates
+            entry.size = max(entry.pages_total - entry.pages, 1)
+        entry.state = WAITING
+        entry.started_at = None
+        entry.first_page_at = None
+        entry.pages = entry.games = 0
+        entry.pages_total = None
+        entry.graded = None  # graded once, on its first wait
+        _insert(self.line, entry)  # the dict keeps arrival order too, for whoever reads it
+        self.order.add(entry.seq, entry)
+        lane = self.lines[entry.source]
+        if entry in lane:  # a stale reference, never popped
+            lane.remove(entry)
+        at = 0
+        while at < len(lane) and lane[at].seq < entry.seq:
+            at += 1
+        lane.insert(at, entry)
+        self.index.add(entry.seq, entry.source, entry.size)
+        if self.moved_after is None or entry.seq - 1 < self.moved_after:
+            self.moved_after = entry.seq - 1
+        decisions = self._admit(now)
+        decisions.append(LineChanged())
+        return decisions
+
+    def controls(self) -> Controls:
+        pauses = tuple(self.holds)
+        if not self.resized:
+            return Controls(None, None, pauses)
+        return Controls(self.slots, dict(self.lanes), pauses)
+
+    def restore(self, controls: Controls) -> None:
+        """Take saved caps and pauses as they are; the caller lets the core admit after."""
+        if controls.slots is not None:
+            self.slots = controls.slots
+            self.resized = True
+        if controls.lanes is not None:
+            self.lanes.update({s: cap for s, cap in controls.lanes.items() if s in self.lanes})
+        self.holds.replace(controls.pauses)
 
     def _sources(self, source: str | None) -> list[str]:
         if source is None:
@@ -435,17 +535,18 @@ class Slots:
 
     def _admit(self, now: float) -> list[Decision]:
         decisions: list[Decision] = []
-        while len(self.running) < self.slots:
+        while len(self.running) < self.slots and not self.draining:
             best: Entry | None = None
             for source in self.lanes:
                 if self.in_lane[source] >= self.lanes[source] or source in self.paused:
                     continue
-                head = self._head(source)
+                head = self.head(source)
                 if head is not None and (best is None or head.seq < best.seq):
                     best = head
             if best is None:
                 break
             self._dequeue(best)
+            self.lines[best.source].popleft()  # it was the head of its lane
             best.state = RUNNING
             best.started_at = now
             self.running[best.import_id] = best
@@ -563,6 +664,23 @@ class Slots:
                 if ticket.detached_at is not None:
                     self._detached[ticket.ticket] = ticket.detached_at
         left = [seq for import_id, seq in was_waiting.items() if import_id not in self.line]
+        # Sent back to the line elsewhere (`requeue`): it and everyone behind it moved.
+        newest = max(was_waiting.values(), default=0)
+        left += [
+            e.seq - 1
+            for e in self.line.values()
+            if e.import_id not in was_waiting and e.seq < newest
+        ]
         if left:
             lowest = min(left)
             self.moved_after = lowest if self.moved_after is None else min(self.moved_after, lowest)
+
+
+def _insert(line: dict[str, Entry], entry: Entry) -> None:
+    """Put `entry` back in its place by arrival number, in O(n)."""
+    behind = [e for e in line.values() if e.seq > entry.seq]
+    for e in behind:
+        del line[e.import_id]
+    line[entry.import_id] = entry
+    for e in behind:
+        line[e.import_id] = e

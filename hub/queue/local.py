@@ -3,10 +3,26 @@
 from __future__ import annotations
 
 import asyncio
+import logging
+import os
+import socket
+import time
 from collections.abc import Callable, Mapping
+from typing import Protocol
 
+from hub.queue import controls
 from hub.queue.core import Entry, Slots
 from hub.queue.driver import Event
+from hub.queue.holds import OPERATOR
+
+log = logging.getLogger("hub")
+
+
+class ControlsStore(Protocol):
+    """Where the operator's settings of the line outlive the process."""
+
+    async def load_controls(self) -> str | None: ...
+    async def save_controls(self, controls: str, updated_at: float) -> None: ...
 
 
 class LocalQueue:
@@ -18,13 +34,32 @@ class LocalQueue:
 
     durable = False  # the line lives in this process only
 
-    def __init__(self, slots: Slots, clock: Callable[[], float], tick_s: float = 1.0) -> None:
+    def __init__(
+        self,
+        slots: Slots,
+        clock: Callable[[], float],
+        tick_s: float = 1.0,
+        store: ControlsStore | None = None,
+        wall: Callable[[], float] = time.time,
+    ) -> None:
         self.slots = slots
         self.clock = clock
         self.tick_s = tick_s
+        self.store = store  # keeps the operator's changes across restarts
+        self.wall = wall
+        self.replica = f"{socket.gethostname()}-{os.getpid()}"
+        self._saved: str | None = None
 
     async def start(self) -> None:
-        return None
+        """Take back what the operator set before a restart."""
+        if self.store is None:
+            return
+        saved = await self.store.load_controls()
+        restored = None if saved is None else controls.decode(saved)
+        if restored is not None:
+            self.slots.restore(restored)
+            log.info("restored the operator's settings", extra={"controls": saved})
+        self._saved = controls.encode(self.slots.controls(), lapsing=False)
 
     async def stop(self) -> None:
         return None
@@ -32,8 +67,11 @@ class LocalQueue:
     def ready(self) -> bool:
         return True
 
+    def running_on(self, import_id: str) -> str | None:
+        return self.replica if import_id in self.slots.running else None
+
     async def events(self) -> list[Event]:
-        """Grace periods that ran out, once a tick."""
+        """Grace periods and pauses that ran out, once a tick."""
         await asyncio.sleep(self.tick_s)
         return list(self.slots.tick(self.clock()))
 
@@ -72,11 +110,44 @@ class LocalQueue:
     async def finished(self, import_id: str, ok: bool) -> list[Event]:
         return list(self.slots.finished(import_id, self.clock(), ok))
 
+    async def requeue(self, import_id: str) -> list[Event]:
+        return list(self.slots.requeue(import_id, self.clock()))
+
+    # -- operator ---------------------------------------------------------
+
     async def resize(self, slots: int, lanes: Mapping[str, int]) -> list[Event]:
-        return list(self.slots.resize(slots, lanes, self.clock()))
+        decisions: list[Event] = list(self.slots.resize(slots, lanes, self.clock()))
+        await self._save()
+        return decisions
 
-    async def pause(self, source: str | None, reason: str) -> list[Event]:
-        return list(self.slots.pause(source, reason, self.clock()))
+    async def pause(
+        self, source: str | None, reason: str, by: str = OPERATOR, lapse_s: float | None = None
+    ) -> list[Event]:
+        now = self.clock()
+        until = None if lapse_s is None else now + lapse_s
+        decisions = self.slots.pause(source, reason, now, by=by, until=until, since=self.wall())
+        await self._save()
+        return list(decisions)
 
-    async def resume(self, source: str | None) -> list[Event]:
-        return list(self.slots.resume(source, self.clock()))
+    async def resume(self, source: str | None, by: str = OPERATOR) -> list[Event]:
+        decisions: list[Event] = list(self.slots.resume(source, self.clock(), by=by))
+        await self._save()
+        return decisions
+
+    async def drain(self) -> list[Event]:
+        return list(self.slots.drain(self.clock()))
+
+    async def undrain(self) -> list[Event]:
+        return list(self.slots.undrain(self.clock()))
+
+    async def _save(self) -> None:
+        # Pauses that lapse by themselves (a breaker's) are not kept: see controls.encode.
+        text = controls.encode(self.slots.controls(), lapsing=False)
+        if self.store is None or text == self._saved:
+            return
+        try:
+            await self.store.save_controls(text, self.wall())
+            self._saved = text
+        except Exception as exc:
+            # The change holds in this process; only a restart would forget it.
+            log.warning("could not save the operator's change: %s", exc)

@@ -22,6 +22,7 @@ from typing import Any
 
 import asyncpg
 
+from hub.queue import controls
 from hub.queue.core import (
     RUNNING,
     WAITING,
@@ -34,6 +35,7 @@ from hub.queue.core import (
     Ticket,
 )
 from hub.queue.driver import Event, RemoteEnded, RemoteProgress, RemoteStarted
+from hub.queue.holds import OPERATOR
 from hub.tasks import cancel_and_wait
 
 log = logging.getLogger("hub.fleet")
@@ -87,6 +89,9 @@ class PostgresQueue:
         # Imports that ended here while the database was away: import_id -> ok.
         # Written by the next transaction that gets through (the poll tries every poll_s).
         self._unrecorded: dict[str, bool] = {}
+        self._sent_back: set[str] = set()  # requeued here, likewise until written
+        self._owners: dict[str, str | None] = {}  # running import -> its lease holder
+        self._controls = ""  # the operator's settings as last read
 
     # -- lifecycle --------------------------------------------------------
 
@@ -110,6 +115,12 @@ class PostgresQueue:
 
     def ready(self) -> bool:
         return self._listener is not None and not self._listener.is_closed()
+
+    def running_on(self, import_id: str) -> str | None:
+        """The replica that holds the import's lease, as of the last read."""
+        if import_id in self.here:
+            return self.replica
+        return self._owners.get(import_id)
 
     # -- events -----------------------------------------------------------
 
@@ -151,14 +162,35 @@ class PostgresQueue:
     async def abort(self, import_id: str, reason: str) -> list[Event]:
         return await self._mutate(lambda now: self.slots.abort(import_id, reason, now))
 
+    # The operator's settings are saved with the line, so they hold for every replica
+    # and outlive restarts; draining is this replica's own and is not saved.
+
     async def resize(self, slots: int, lanes: Mapping[str, int]) -> list[Event]:
         return await self._mutate(lambda now: self.slots.resize(slots, lanes, now))
 
-    async def pause(self, source: str | None, reason: str) -> list[Event]:
-        return await self._mutate(lambda now: self.slots.pause(source, reason, now))
+    async def pause(
+        self, source: str | None, reason: str, by: str = OPERATOR, lapse_s: float | None = None
+    ) -> list[Event]:
+        def event(now: float) -> list[Decision]:
+            until = None if lapse_s is None else now + lapse_s
+            return self.slots.pause(source, reason, now, by=by, until=until)
 
-    async def resume(self, source: str | None) -> list[Event]:
-        return await self._mutate(lambda now: self.slots.resume(source, now))
+        return await self._mutate(event)
+
+    async def resume(self, source: str | None, by: str = OPERATOR) -> list[Event]:
+        return await self._mutate(lambda now: self.slots.resume(source, now, by=by))
+
+    async def drain(self) -> list[Event]:
+        return await self._mutate(self.slots.drain)
+
+    async def undrain(self) -> list[Event]:
+        return await self._mutate(self.slots.undrain)
+
+    async def requeue(self, import_id: str) -> list[Event]:
+        """Back to the head of its line for whichever replica admits it next."""
+        self._sent_back.add(import_id)
+        self.here.discard(import_id)
+        return await self._mutate(lambda now: [])
 
     async def finished(self, import_id: str, ok: bool) -> list[Event]:
         self._unrecorded[import_id] = ok
@@ -222,10 +254,13 @@ class PostgresQueue:
             before, leases, seen = await self._load(conn)
             now = self.clock()
             unrecorded = dict(self._unrecorded)
+            sent_back = set(self._sent_back)
             try:
                 decisions: list[Event] = list(seen)
                 for import_id, ok in unrecorded.items():
                     decisions += self.slots.finished(import_id, now, ok)
+                for import_id in sent_back:
+                    decisions += self.slots.requeue(import_id, now)
                 decisions += event(now)
             except Exception:
                 self._out.put_nowait(seen)  # what the read showed still happened
@@ -233,7 +268,8 @@ class PostgresQueue:
             decisions += self.slots.tick(now)
             decisions += self.slots.admit(now)
             mine = {d.import_id for d in decisions if isinstance(d, Admit)}
-            for import_id in self.slots.running:
+            # A draining replica takes nothing over either.
+            for import_id in () if self.slots.draining else self.slots.running:
                 owner, until = leases.get(import_id, (None, None))
                 if owner is None or until is None or until < now:
                     if import_id not in mine:
@@ -244,6 +280,7 @@ class PostgresQueue:
             await conn.execute("SELECT pg_notify($1, '')", CHANNEL)
         for import_id in unrecorded:
             self._unrecorded.pop(import_id, None)
+        self._sent_back -= sent_back
         self.here |= mine
         return decisions
 
@@ -253,6 +290,7 @@ class PostgresQueue:
         previous = self._capture()
         rows = await conn.fetch(f"SELECT {_ENTRY_COLUMNS} FROM queue_entries")
         tickets = await conn.fetch("SELECT ticket, import_id, seen_at, address FROM queue_tickets")
+        saved = await conn.fetchval("SELECT controls FROM queue_controls WHERE id = 1")
         local = set(self.attached())
         entries = [
             Entry(
@@ -281,7 +319,12 @@ class PostgresQueue:
             for t in tickets
         ]
         self.slots.load(entries, held)
+        restored = None if saved is None else controls.decode(saved)
+        if restored is not None:  # before the event: the operator's caps and pauses
+            self.slots.restore(restored)
+        self._controls = controls.encode(self.slots.controls())
         leases = {r["import_id"]: (r["lease_owner"], r["lease_until"]) for r in rows}
+        self._owners = {i: owner for i, (owner, _) in leases.items()}
         return self._snapshot(), leases, self._observe(previous)
 
     def _snapshot(self) -> Snapshot:
@@ -326,6 +369,15 @@ class PostgresQueue:
                     entry.started_at,
                     entry.stopping,
                 )
+        text = controls.encode(self.slots.controls())
+        if text != self._controls:
+            await conn.execute(
+                "INSERT INTO queue_controls (id, controls, updated_at) VALUES (1, $1, $2)"
+                " ON CONFLICT (id) DO UPDATE SET controls = excluded.controls,"
+                " updated_at = excluded.updated_at",
+                text,
+                now,
+            )
         if mine:
             await conn.execute(
                 "UPDATE queue_entries SET lease_owner = $2, lease_until = $3"

@@ -40,12 +40,21 @@ class Sim:
         self.growth: dict[tuple[str, str], dict[players.Month, list[int]]] = {}
         self.heals: set[tuple[str, str]] = set()
         self.corr = Corr()
+        self.outages: dict[str, tuple[float, int]] = {}  # site -> (until, requests refused)
 
     def grown(self, source: str, name: str) -> dict[players.Month, list[int]]:
         return self.growth.get((source, name), {})
 
     def healed(self, source: str, name: str) -> bool:
         return (source, name) in self.heals
+
+    def down(self, site: str) -> bool:
+        """Whether the site is in an outage (`/_sim/outage`); counts the request it refuses."""
+        until, refused = self.outages.get(site, (0.0, 0))
+        if time.monotonic() >= until:
+            return False
+        self.outages[site] = (until, refused + 1)
+        return True
 
     async def pause(self) -> None:
         if self.config.latency_ms > 0:
@@ -59,6 +68,7 @@ class Sim:
         self.growth.clear()
         self.heals.clear()
         self.corr.clear()
+        self.outages.clear()
 
 
 SIM = web.AppKey("sim", Sim)

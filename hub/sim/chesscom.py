@@ -48,7 +48,9 @@ class ChessComSite:
         crowded = known and stats.in_flight > sim.config.chesscom_parallel
         try:
             await sim.pause()
-            if not known:
+            if sim.down(SITE):
+                response = html_reply(503, UNAVAILABLE)
+            elif not known:
                 response = json_reply(403, {"code": 0, "message": "Forbidden"})
             elif crowded:
                 response = json_reply(429, {"code": 0, "message": "Too many requests"})

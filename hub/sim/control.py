@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import time
+
 from aiohttp import web
 
 from hub.sim import players
@@ -114,6 +116,24 @@ async def reset(request: web.Request) -> web.Response:
     return json_reply(200, {"reset": True})
 
 
+async def outage(request: web.Request) -> web.Response:
+    """POST starts an outage of `s` seconds (0 ends it); GET tells how it goes."""
+    sim, site = request.app[SIM], request.match_info["source"]
+    if site not in players.SOURCES:
+        return json_reply(404, {"error": "Not found"})
+    if request.method == "POST":
+        try:
+            seconds = float(request.query.get("s", ""))
+        except ValueError:
+            seconds = -1.0
+        if not 0 <= seconds <= 86400:
+            return json_reply(400, {"error": "s must be a number of seconds in 0..86400"})
+        sim.outages[site] = (time.monotonic() + seconds, 0)
+    until, refused = sim.outages.get(site, (0.0, 0))
+    left = max(until - time.monotonic(), 0.0)
+    return json_reply(200, {"source": site, "left_s": round(left, 3), "refused": refused})
+
+
 def add_routes(app: web.Application) -> None:
     app.router.add_get("/_sim/truth/{source}/{user}", truth)
     app.router.add_get("/_sim/stats", stats)
@@ -121,3 +141,5 @@ def add_routes(app: web.Application) -> None:
     app.router.add_post("/_sim/heal/{source}/{user}", heal)
     app.router.add_post("/_sim/finish/{source}/{user}", finish)
     app.router.add_post("/_sim/reset", reset)
+    app.router.add_get("/_sim/outage/{source}", outage)
+    app.router.add_post("/_sim/outage/{source}", outage)

@@ -50,7 +50,9 @@ class LichessSite:
         try:
             await sim.pause()
             response: web.StreamResponse
-            if punished:
+            if sim.down(SITE):
+                response = html_reply(503, UNAVAILABLE)
+            elif punished:
                 response = html_reply(429, TOO_MANY)
             elif not known:
                 response = html_reply(404, FAKE_404)

@@ -218,6 +218,17 @@ class Store(abc.ABC):
         """
 
     @abc.abstractmethod
+    async def requeue_import(self, import_id: str) -> None:
+        """The import went back to the line (its upstream stopped answering): queued again."""
+
+    @abc.abstractmethod
+    async def load_controls(self) -> str | None:
+        """The operator's saved settings of the line (a JSON document), if any."""
+
+    @abc.abstractmethod
+    async def save_controls(self, controls: str, updated_at: float) -> None: ...
+
+    @abc.abstractmethod
     async def store_page(
         self,
         import_id: str,

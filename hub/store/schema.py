@@ -233,6 +233,20 @@ _ADDRESS_STEP = ("ALTER TABLE queue_tickets ADD COLUMN address TEXT NOT NULL DEF
 SQLITE_STEPS += (_ADDRESS_STEP,)
 POSTGRES_STEPS += (_ADDRESS_STEP,)
 
+# Step 4: what the operator set on the line (caps, pauses), one JSON row that outlives
+# restarts; in a fleet every replica reads it with the line.
+_CONTROLS_STEP = (
+    """
+    CREATE TABLE queue_controls (
+        id          INTEGER PRIMARY KEY CHECK (id = 1),
+        controls    TEXT NOT NULL,
+        updated_at  DOUBLE PRECISION NOT NULL
+    )
+    """,
+)
+SQLITE_STEPS += (_CONTROLS_STEP,)
+POSTGRES_STEPS += (_CONTROLS_STEP,)
+
 STEPS: dict[Dialect, tuple[tuple[str, ...], ...]] = {
     "sqlite": SQLITE_STEPS,
     "postgres": POSTGRES_STEPS,

@@ -369,6 +369,36 @@ class SQLStore(Store, abc.ABC):
             )
         return len(deleted)
 
+    async def requeue_import(self, import_id: str) -> None:
+        async with self._writing():
+            await self._db.execute(
+                """
+                UPDATE imports
+                   SET state = 'queued', started_at = NULL, finished_at = NULL,
+                       error = NULL, message = NULL
+                 WHERE id = :id
+                """,
+                {"id": import_id},
+            )
+
+    async def load_controls(self) -> str | None:
+        value: str | None = await self._db.fetch_val(
+            "SELECT controls FROM queue_controls WHERE id = 1"
+        )
+        return value
+
+    async def save_controls(self, controls: str, updated_at: float) -> None:
+        async with self._writing():
+            await self._db.execute(
+                """
+                INSERT INTO queue_controls (id, controls, updated_at)
+                VALUES (1, :controls, :updated_at)
+                ON CONFLICT (id)
+                DO UPDATE SET controls = excluded.controls, updated_at = excluded.updated_at
+                """,
+                {"controls": controls, "updated_at": updated_at},
+            )
+
     async def get_import(self, import_id: str) -> ImportRecord | None:
         row = await self._db.fetch_one(
             f"SELECT {', '.join(IMPORT_COLUMNS)} FROM imports WHERE id = :id", {"id": import_id}

@@ -30,9 +30,17 @@ def test_environment_then_flags() -> None:
         ({"DATABASE_URL": "mysql://x"}, "DATABASE_URL"),
         ({"HUB_LICHESS_URL": "lichess.org"}, "HUB_LICHESS_URL"),
         ({"HUB_ETA_ALPHA": "2"}, "HUB_ETA_ALPHA"),
+        ({"HUB_BREAKER_FAILURES": "0"}, "HUB_BREAKER_FAILURES"),
+        ({"HUB_BREAKER_PROBE_S": "0"}, "HUB_BREAKER_PROBE_S"),
     ],
 )
 def test_bad_values_name_the_variable(env: dict[str, str], named: str) -> None:
     with pytest.raises(SettingsError) as caught:
         load_settings(env)
     assert named in str(caught.value) and "\n" not in str(caught.value)
+
+
+def test_operator_settings() -> None:
+    s = load_settings({"HUB_ADMIN_TOKEN": " t0ken ", "HUB_BREAKER_FAILURES": "3"})
+    assert (s.admin_token, s.breaker_failures, s.breaker_probe_s) == ("t0ken", 3, 30.0)
+    assert load_settings({"HUB_ADMIN_TOKEN": ""}).admin_token == ""  # no admin routes

@@ -6,8 +6,9 @@ from collections.abc import Sequence
 
 import pytest
 
-from hub.queue.core import Admit, Drop, Left, Release, Slots, Stop, UnknownTicket
+from hub.queue.core import Admit, Drop, Left, LineChanged, Release, Slots, Stop, UnknownTicket
 from hub.queue.eta import Ewma
+from hub.queue.holds import BREAKER, Pause
 
 
 def make(slots: int = 2, chesscom: int = 2, lichess: int = 1, grace: float = 60.0) -> Slots:
@@ -211,3 +212,92 @@ def test_a_stopping_import_takes_no_new_followers() -> None:
     # The stopped import's end frees the slot for the new one, and the key stays the new one's.
     assert admitted(s.finished("i0", 3.0, ok=False)) == ["i-late"]
     assert s.by_key[("chesscom", "player0")] == "i-late"
+
+
+def test_each_holder_holds_its_own_pause() -> None:
+    s = make(slots=2)
+    s.pause("chesscom", "maintenance", 1.0)
+    s.pause("chesscom", "chess.com is not answering", 2.0, by=BREAKER)
+    assert admitted(join(s, 0)) == []
+    assert s.paused["chesscom"].reason == "maintenance"  # the oldest hold is shown
+    assert admitted(s.resume("chesscom", 3.0)) == []  # the breaker still holds it
+    assert s.paused["chesscom"].reason == "chess.com is not answering"
+    assert admitted(s.resume("chesscom", 4.0, by=BREAKER)) == ["i0"]
+    assert s.paused == {}
+
+
+def test_pausing_again_renews_and_keeps_since() -> None:
+    s = make()
+    s.pause(None, "first", 1.0, since=1000.0)
+    s.pause("lichess", "second", 5.0, since=2000.0)
+    assert s.paused["chesscom"] == Pause("first", 1000.0)
+    assert s.paused["lichess"] == Pause("second", 1000.0)
+    s.resume(None, 6.0)
+    assert s.paused == {} and list(s.holds) == []
+
+
+def test_a_pause_with_a_deadline_lapses_unless_renewed() -> None:
+    s = make(slots=1)
+    s.pause("chesscom", "down", 0.0, by=BREAKER, until=10.0)
+    join(s, 0)
+    assert s.tick(9.0) == []
+    s.pause("chesscom", "down", 9.0, by=BREAKER, until=20.0)  # a failed probe renews it
+    assert admitted(s.tick(15.0)) == []
+    assert admitted(s.tick(20.0)) == ["i0"]
+    assert s.paused == {}
+
+
+def test_draining_admits_nothing_and_tells_nobody() -> None:
+    s = make(slots=1)
+    join(s, 0)
+    s.drain(1.0)
+    assert admitted(join(s, 1)) == []
+    assert admitted(s.finished("i0", 2.0)) == []  # the slot frees, nothing starts here
+    assert s.paused == {} and s.free == 1
+    assert s.estimates(2.0)["i1"].position == 1
+    assert admitted(s.undrain(3.0)) == ["i1"]
+
+
+def test_requeue_sends_an_import_back_to_the_head_of_its_lane() -> None:
+    s = make(slots=2, chesscom=2, lichess=1)
+    join(s, 0)
+    join(s, 1)
+    join(s, 2)
+    join(s, 3, "lichess")
+    assert set(s.running) == {"i0", "i1"}
+    s.progress("i0", 3, 10, 30, 1.0)
+    s.pause("chesscom", "chess.com is not answering", 2.0, by=BREAKER)
+    decisions = s.requeue("i0", 2.0)
+    # Its slot goes to the other upstream at once.
+    assert admitted(decisions) == ["i3"] and LineChanged() in decisions
+    entry = s.entries["i0"]
+    assert entry.state == "waiting" and entry.size == 7  # the pages left
+    est = s.estimates(2.0)
+    assert est["i0"].position == 1 and est["i2"].position == 2  # i2 moved back one place
+    assert s.take_moved() == entry.seq - 1  # the pass republishes from i0 on
+    s.resume("chesscom", 3.0, by=BREAKER)
+    assert admitted(s.finished("i1", 4.0)) == ["i0"]  # first admitted again
+    assert entry.tickets == {"t0"}
+
+
+def test_requeue_of_an_import_everyone_cancelled_ends_it() -> None:
+    s = make(slots=1)
+    join(s, 0)
+    join(s, 1)
+    s.cancel("t0", 1.0)
+    decisions = s.requeue("i0", 2.0)
+    assert admitted(decisions) == ["i1"] and "i0" not in s.entries
+    assert s.requeue("i0", 3.0) == [] and s.requeue("nope", 3.0) == []
+
+
+def test_controls_are_saved_and_restored() -> None:
+    s = make(slots=2)
+    s.pause("lichess", "maintenance", 1.0, since=1000.0)
+    assert s.controls().slots is None  # never resized: the configured caps hold
+    s.resize(4, {"lichess": 2}, 0.0)
+    saved = s.controls()
+    other = make(slots=2)
+    other.restore(saved)
+    assert other.slots == 4 and other.lanes == {"chesscom": 2, "lichess": 2}
+    assert other.paused == {"lichess": Pause("maintenance", 1000.0)}
+    assert admitted(join(other, 0, "lichess")) == []

@@ -8,6 +8,7 @@ from hypothesis.stateful import RuleBasedStateMachine, invariant, precondition, 
 
 from hub.queue.core import Admit, Decision, Limits, Slots, UnknownTicket
 from hub.queue.eta import Ewma
+from hub.queue.holds import BREAKER, OPERATOR
 
 SOURCES = ("chesscom", "lichess")
 PLAYERS = st.sampled_from(["a", "b", "c", "d", "e", "f", "A", "B"])
@@ -28,6 +29,7 @@ class SlotMachine(RuleBasedStateMachine):
             horizon=3,  # small, so that passes go beyond it
         )
         self.last_position: dict[str, int] = {}
+        self.sent_back: int | None = None  # lowest arrival requeued since the last pass
         self.addresses: dict[str, str] = {}  # live ticket -> address
 
     def _apply(self, decisions: list[Decision]) -> None:
@@ -38,6 +40,7 @@ class SlotMachine(RuleBasedStateMachine):
                 for other in self.slots.line.values():
                     assert not (other.source == entry.source and other.seq < entry.seq)
                 assert entry.source not in self.slots.paused
+                assert not self.slots.draining
                 assert len(self.slots.running) <= self.slots.slots
         for ticket in list(self.addresses):
             if ticket not in self.slots.tickets:
@@ -98,12 +101,37 @@ class SlotMachine(RuleBasedStateMachine):
         import_id = data.draw(st.sampled_from(sorted(self.slots.line)))
         self._apply(self.slots.sized(import_id, pages))
 
-    @rule(source=st.sampled_from([*SOURCES, None]), on=st.booleans())
-    def pause(self, source: str | None, on: bool) -> None:
+    @rule(
+        source=st.sampled_from([*SOURCES, None]),
+        on=st.booleans(),
+        by=st.sampled_from([OPERATOR, BREAKER]),
+        lapse=st.none() | st.floats(0, 10),
+    )
+    def pause(self, source: str | None, on: bool, by: str, lapse: float | None) -> None:
         if on:
-            self._apply(self.slots.pause(source, "test", self.now))
+            until = None if lapse is None else self.now + lapse
+            self._apply(self.slots.pause(source, "test", self.now, by=by, until=until))
         else:
-            self._apply(self.slots.resume(source, self.now))
+            self._apply(self.slots.resume(source, self.now, by=by))
+
+    @rule(on=st.booleans())
+    def drain(self, on: bool) -> None:
+        self._apply(self.slots.drain(self.now) if on else self.slots.undrain(self.now))
+
+    @precondition(lambda self: self.slots.running)
+    @rule(data=st.data())
+    def requeue(self, data: st.DataObject) -> None:
+        import_id = data.draw(st.sampled_from(sorted(self.slots.running)))
+        entry = self.slots.entries[import_id]
+        if not entry.stopping:
+            seq = entry.seq
+            self.sent_back = seq if self.sent_back is None else min(self.sent_back, seq)
+        self._apply(self.slots.requeue(import_id, self.now))
+        if import_id in self.slots.line:
+            # Ahead of every waiter of its upstream that arrived after it.
+            lane = [e for e in self.slots.lines[entry.source] if e.import_id in self.slots.line]
+            assert all(e.seq < entry.seq for e in lane[: lane.index(entry)])
+            assert all(e.seq > entry.seq for e in lane[lane.index(entry) + 1 :])
 
     @rule(slots=st.integers(1, 4), chesscom=st.integers(1, 3), lichess=st.integers(1, 2))
     def resize(self, slots: int, chesscom: int, lichess: int) -> None:
@@ -123,6 +151,7 @@ class SlotMachine(RuleBasedStateMachine):
                 assert moved is not None and entry.seq > moved
             assert raw >= 0.0
             self.last_position[entry.import_id] = position
+        self.sent_back = None
 
     @rule(ticket=st.text(max_size=3))
     def cancel_unknown(self, ticket: str) -> None:
@@ -143,7 +172,7 @@ class SlotMachine(RuleBasedStateMachine):
     @invariant()
     def work_conserving(self) -> None:
         s = self.slots
-        if len(s.running) < s.slots:
+        if len(s.running) < s.slots and not s.draining:
             for source in SOURCES:
                 if s.waiting_in(source) and source not in s.paused:
                     assert s.in_lane[source] >= s.lanes[source]
@@ -157,13 +186,29 @@ class SlotMachine(RuleBasedStateMachine):
         for rank, entry in enumerate(in_order, start=1):
             assert s.position(entry) == rank
         assert len(s.index) == len(s.line)
+        for lane in s.lines.values():
+            live = [e.seq for e in lane if e.import_id in s.line]
+            assert live == sorted(live)
+        assert [e.seq for e in s.line.values()] == sorted(e.seq for e in s.line.values())
 
     @invariant()
-    def positions_never_rise(self) -> None:
-        for import_id, e in self.slots.estimates(self.now).items():
+    def positions_rise_only_behind_a_requeue(self) -> None:
+        s = self.slots
+        for import_id, e in s.estimates(self.now).items():
             before = self.last_position.get(import_id)
-            assert before is None or e.position <= before
+            if before is not None and e.position > before:
+                assert self.sent_back is not None and s.entries[import_id].seq >= self.sent_back
             assert e.low_s <= e.eta_s <= e.high_s
+
+    @invariant()
+    def oldest_hold_shown(self) -> None:
+        s = self.slots
+        for source in SOURCES:
+            holds = [p for name, p in s.holds if name == source]
+            if holds:
+                assert s.paused[source].since == min(p.since for p in holds)
+            else:
+                assert source not in s.paused
 
     @invariant()
     def addresses_counted(self) -> None:
