@@ -6,7 +6,7 @@ import contextlib
 import logging
 import os
 import time
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Iterable
 from pathlib import Path
 from typing import Any
 
@@ -74,9 +74,11 @@ def _hub(state: State) -> ImportHub:
 async def ws(socket: WebSocket[Any, Any, Any]) -> None:
     state = socket.app.state
     door: Door = state.door
-    headers = socket.headers
+    # Read from the raw scope: Litestar's Headers and URL objects would stay cached in the
+    # scope for the socket's whole life, about a kilobyte per socket.
+    raw = socket.scope["headers"]
     if not origin_allowed(
-        headers.get("origin"), headers.get("host"), socket.url.scheme, door.allowed_origins
+        _header(raw, b"origin"), _header(raw, b"host"), socket.scope["scheme"], door.allowed_origins
     ):
         # Closing before accept refuses the handshake itself (HTTP 403).
         await socket.close(POLICY_VIOLATION, "origin not allowed")
@@ -93,6 +95,14 @@ async def ws(socket: WebSocket[Any, Any, Any]) -> None:
         await serve_socket(socket, _hub(state), state.outbox, address)
     finally:
         door.leave(address)
+
+
+def _header(raw: Iterable[tuple[bytes, bytes]], name: bytes) -> str | None:
+    """The first value of one request header, from an ASGI header list."""
+    for key, value in raw:
+        if key.lower() == name:
+            return value.decode("latin-1")
+    return None
 
 
 @get("/healthz", media_type=MediaType.JSON)

@@ -6,7 +6,7 @@ import enum
 import hashlib
 import ipaddress
 import math
-from collections import deque
+from array import array
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field
 
@@ -170,7 +170,7 @@ class Verdict(enum.Enum):
     CLOSE = "close"  # close the socket with 1008
 
 
-@dataclass
+@dataclass(slots=True)
 class Throttle:
     """The message limit of one socket, as plain state: the caller passes the clock in.
 
@@ -188,18 +188,28 @@ class Throttle:
     tokens: float = field(init=False)
     stamp: float | None = None
     warned: float | None = None
-    arrivals: deque[float] = field(init=False)  # the latest rate * window_s + 1 arrival times
+    # The latest rate * window_s + 1 arrival times, in a ring: a socket keeps one of these,
+    # so it is a flat array of doubles rather than a deque of float objects.
+    arrivals: array[float] = field(init=False)
+    _size: int = field(init=False)  # how many arrivals the ring keeps
+    _next: int = 0  # once the ring is full: where the next arrival goes, the oldest
 
     def __post_init__(self) -> None:
         self.tokens = self.burst
-        self.arrivals = deque(maxlen=math.floor(self.rate * self.window_s) + 1)
+        self.arrivals = array("d")  # grows with the arrivals, up to _size
+        self._size = math.floor(self.rate * self.window_s) + 1
 
     @property
     def burst(self) -> float:
         return max(self.rate, 1.0)  # below 1 a second, a bucket of `rate` would admit nothing
 
     def check(self, now: float) -> Verdict:
-        self.arrivals.append(now)
+        ring = self.arrivals
+        if len(ring) < self._size:
+            ring.append(now)
+        else:
+            ring[self._next] = now
+            self._next = (self._next + 1) % self._size
         if self.stamp is not None:
             self.tokens = min(self.burst, self.tokens + (now - self.stamp) * self.rate)
         self.stamp = now
@@ -216,5 +226,6 @@ class Throttle:
 
     def sustained(self, now: float) -> bool:
         """More than `rate * window_s` arrivals in the last `window_s` seconds."""
-        full = len(self.arrivals) == self.arrivals.maxlen
-        return full and self.arrivals[0] > now - self.window_s
+        # Full, the ring's oldest arrival is where the next one goes.
+        full = len(self.arrivals) == self._size
+        return full and self.arrivals[self._next] > now - self.window_s
