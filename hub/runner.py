@@ -21,6 +21,9 @@ from hub.store.base import Store
 log = logging.getLogger("hub")
 
 INTERRUPTED = "The hub restarted during the import; import again to continue."
+CUT_SHORT = (
+    "The import was cancelled while the site made it wait; the games stored so far are kept."
+)
 
 
 @dataclass(slots=True)
@@ -31,6 +34,8 @@ class Running:
     started: float
     stop: asyncio.Event = field(default_factory=asyncio.Event)
     last_progress: str | None = None
+    waiting: bool = False  # asleep on the upstream (a 429 pause, a back-off)
+    cut_short: bool = False  # its task was cancelled out of such a sleep by a stop
     page: int = 0
     pages: int = 0
     games: int = 0
@@ -66,10 +71,19 @@ class Runner:
         self.running: dict[str, Running] = {}
         self._sharing: set[asyncio.Task[object]] = set()
 
-    def stop(self, import_id: str) -> None:
+    def stop(self, import_id: str) -> bool:
+        """Ask the import to stop; True when it sleeps on the upstream and must be woken.
+
+        A stop takes effect at the next page boundary, which a 429 pause or a back-off
+        may put minutes away: the caller then cancels the task, and the import ends as
+        cancelled, with what it stored kept.
+        """
         run = self.running.get(import_id)
-        if run is not None:
-            run.stop.set()
+        if run is None:
+            return False
+        run.stop.set()
+        run.cut_short = run.waiting
+        return run.waiting
 
     def last_progress(self, import_id: str) -> str | None:
         run = self.running.get(import_id)
@@ -99,6 +113,12 @@ class Runner:
                 self.wall,
                 repair,
             )
+        except asyncio.CancelledError:
+            if not run.cut_short:
+                raise  # the hub is shutting down
+            asyncio.current_task().uncancel()  # type: ignore[union-attr]
+            outcome = Outcome(state="cancelled", code="cancelled", message=CUT_SHORT)
+            await self._cancelled(entry.import_id)
         except HubError as exc:  # the row never reached the database
             outcome = Outcome(state="failed", code=exc.code, message=exc.message)
             unwritten = True
@@ -114,6 +134,14 @@ class Runner:
             final = self._final(entry, run, outcome, unwritten)
         return outcome, final
 
+    async def _cancelled(self, import_id: str) -> None:
+        try:
+            await self.store.finish_import(
+                import_id, "cancelled", self.wall(), "cancelled", CUT_SHORT
+            )
+        except Exception as exc:
+            log.warning("could not record a cancel", extra={"error": str(exc)})
+
     async def _interrupted(self, import_id: str) -> None:
         try:
             await self.rows.written(import_id)
@@ -125,6 +153,7 @@ class Runner:
 
     def _page(self, run: Running, page: int, pages: int, games: int) -> None:
         entry, now = run.entry, self.clock()
+        run.waiting = False
         self.slots.progress(entry.import_id, page, pages, games, now)  # this process's view
         if self.queue.durable:  # and the other replicas'
             task = asyncio.create_task(self.queue.progress(entry.import_id, page, pages, games))
@@ -138,6 +167,7 @@ class Runner:
         # Positions did not move; the estimates behind it drift, which the drift tick sends.
 
     def _wait(self, run: Running, reason: str, retry_in_s: float) -> None:
+        run.waiting = True
         msg = p.Progress(
             run.entry.import_id,
             run.page,

@@ -244,7 +244,9 @@ class ImportHub:
             elif isinstance(d, Drop):
                 self._dropped(d)
             elif isinstance(d, Stop):
-                self.runner.stop(d.import_id)
+                task = self.imports.get(d.import_id)
+                if self.runner.stop(d.import_id) and task is not None:
+                    task.cancel()  # out of its sleep on the upstream, now
             elif isinstance(d, Left):
                 final = p.Failed(d.import_id, "cancelled", DROPPED["cancelled"])
                 self.fanout.to_ticket(d.ticket, final)

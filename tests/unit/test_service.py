@@ -25,6 +25,7 @@ from hub.service import ImportHub
 from hub.settings import Settings
 from hub.store import GameRow, open_store
 from hub.store.base import Comparable, Ledger
+from tests.poll import eventually
 
 
 def row(source: str, username: str, n: int) -> GameRow:
@@ -200,3 +201,43 @@ async def test_repair_reaches_the_source_and_done_carries_the_receipt(harness: A
     assert source.repairs == [True, False] and not h.hub.repairs
     # the scripted site counts its pages; two pages of one game each were stored
     assert (done["complete"], done["gaps"]) == (True, 0)
+
+
+class Throttled(Scripted):
+    """Stores one page, then sleeps on a long 429 pause, as a site that makes us wait."""
+
+    async def pages(
+        self,
+        username: str,
+        cursor: str | None,
+        on_wait: WaitCallback | None = None,
+        *,
+        ledger: Ledger | None = None,
+        repair: bool = False,
+    ) -> AsyncGenerator[Page, None]:
+        yield Page(rows=[row(self.name, username, 0)], pages_total=3, cursor="0")
+        if on_wait is not None:
+            on_wait("rate_limited", 600.0)
+        await asyncio.sleep(600)  # the pause a cancel must cut short
+        yield Page(rows=[row(self.name, username, 1)], pages_total=3, cursor="1")
+
+
+async def test_cancel_during_an_upstream_pause_stops_at_once(harness: Any) -> None:
+    h: Harness = await harness(chesscom=Throttled("chesscom"))
+    owner, other = h.client(), h.client()
+    await h.hub.request_import(owner, "chesscom", "paused")
+    await h.hub.request_import(other, "chesscom", "next")
+    ticket = (await h.wait_for(owner, "ticket"))["ticket"]
+    import_id = (await h.wait_for(owner, "progress"))["import_id"]
+    await eventually(
+        lambda: any("waiting" in m for m in h.inbox[owner] if m["type"] == "progress"),
+        "a stored page, then the pause",
+        timeout=5.0,
+        every=0.005,
+    )
+    await h.hub.cancel(owner, ticket)
+    # The slot frees without waiting out the 600 s pause: the next import starts.
+    await h.wait_for(other, "started", timeout=2.0)
+    record = await h.hub.store.get_import(import_id)
+    assert record is not None and (record.state, record.error) == ("cancelled", "cancelled")
+    assert record.pages == 1 and record.games == 1  # what was stored stays
