@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import asyncio
 import json
 import sqlite3
 import urllib.request
@@ -66,6 +65,16 @@ async def test_the_simulator_answers_503_during_an_outage(sim: Proc) -> None:
         await http.close()
 
 
+async def probe_due(http: Http, upstream: str) -> None:
+    """Until the open breaker's next probe may go, by the breaker's own clock."""
+    breakers = http.breakers
+    await eventually(
+        lambda: breakers.clock() >= (breakers.breaker.next_probe(upstream) or float("inf")),
+        f"the {upstream} probe turn",
+        every=0.01,
+    )
+
+
 async def test_the_breaker_opens_refuses_probes_and_closes(sim: Proc) -> None:
     settings = load_settings(
         {
@@ -90,7 +99,7 @@ async def test_the_breaker_opens_refuses_probes_and_closes(sim: Proc) -> None:
         assert sim.get_json("/_sim/outage/chesscom")["refused"] == 3
         assert http.stats.breaker_open == {"chesscom": 1, "lichess": 0}
         # The probe turn: one request, which fails, and the breaker stays open.
-        await asyncio.sleep(0.3)
+        await probe_due(http, "chesscom")
         with pytest.raises(UpstreamPaused):
             await http.get("chesscom", archives)
         assert await http.breakers.changes() == [Opened("chesscom", again=True)]
@@ -99,7 +108,7 @@ async def test_the_breaker_opens_refuses_probes_and_closes(sim: Proc) -> None:
         await eventually(
             lambda: http.breakers.breaker.next_probe("chesscom") is not None, "still open"
         )
-        await asyncio.sleep(0.3)
+        await probe_due(http, "chesscom")
         assert (await http.get("chesscom", archives)).status == 200  # the probe closes it
         assert await http.breakers.changes() == [Closed("chesscom")]
         assert http.stats.breaker_openings == {"chesscom": 1, "lichess": 0}

@@ -37,6 +37,7 @@ from hub.store.sql import MAX_RATING_POINTS
 from hub.store.sqlite_pool import SQLitePool, immediate
 from hub.summary import Summaries
 from tests.conftest import scratch_database
+from tests.poll import eventually
 
 ROOT = Path(__file__).resolve().parents[2]
 BACKENDS = ["sqlite", pytest.param("postgres", marks=pytest.mark.postgres)]
@@ -695,10 +696,7 @@ async def test_janitor_runs_at_start_and_stops(store: Store, backend: Backend) -
     await store.create_import(new_import("old"))
     await store.finish_import("old", "done", 1.0)
     async with Janitor(store, keep_days=1, clock=time.time, every_s=3600):
-        deadline = time.monotonic() + 10
-        while await store.get_import("old") is not None:
-            assert time.monotonic() < deadline, "the first sweep did not run"
-            await asyncio.sleep(0.01)
+        await eventually(lambda: _gone(store, "old"), "the first sweep", timeout=10.0, every=0.01)
     assert await backend.sql("SELECT count(*) FROM imports") == [(0,)]
 
 
@@ -778,10 +776,7 @@ async def test_summaries_wait_their_turn_and_none_fails(store: Store) -> None:
     counting.gate.clear()
     players = [f"p{n % 10}" for n in range(200)]  # ten players, twenty requests each
     asks = [asyncio.create_task(summaries.get("lichess", name, "standard")) for name in players]
-    deadline = time.monotonic() + 10
-    while counting.running < 3:
-        assert time.monotonic() < deadline
-        await asyncio.sleep(0.01)
+    await eventually(lambda: counting.running >= 3, "three summaries computing", timeout=10.0)
     assert counting.running == 3 and not any(t.done() for t in asks)
     counting.gate.set()
     results = await asyncio.gather(*asks)
@@ -817,10 +812,10 @@ async def test_sqlite_queries_run_on_a_fixed_set_of_threads(tmp_path: Path) -> N
         await store.close()
     assert most <= before + 5  # four readers and the writer
     assert await store_count(tmp_path / "hub.db") == 100
-    deadline = time.monotonic() + 10
-    while threading.active_count() > before:  # each thread ends when its connection closes
-        assert time.monotonic() < deadline, threading.enumerate()
-        await asyncio.sleep(0.01)
+    # Each thread ends when its connection closes.
+    await eventually(
+        lambda: threading.active_count() <= before, "the readers' threads ended", timeout=10.0
+    )
 
 
 async def store_count(path: Path) -> int:
@@ -859,3 +854,7 @@ async def test_sqlite_writes_inside_a_write_transaction_join_it(tmp_path: Path) 
         assert await pool.fetch_val("SELECT count(*) FROM t") == 2
     finally:
         await pool.disconnect()
+
+
+async def _gone(store: Store, import_id: str) -> bool:
+    return await store.get_import(import_id) is None

@@ -4,14 +4,13 @@ from __future__ import annotations
 
 import asyncio
 import logging
-import time
-from collections.abc import Callable
 from typing import cast
 
 import pytest
 
 from hub.janitor import Janitor
 from hub.store import Store
+from tests.poll import eventually
 
 DAY = 86400.0
 
@@ -44,13 +43,6 @@ async def test_a_sweep_deletes_batch_after_batch_until_one_falls_short() -> None
     assert store.calls == [(70 * DAY, 3)] * 3
 
 
-async def until(condition: Callable[[], bool], timeout: float = 5.0) -> None:
-    deadline = time.monotonic() + timeout
-    while not condition():
-        assert time.monotonic() < deadline
-        await asyncio.sleep(0.001)
-
-
 async def test_a_failed_sweep_is_logged_and_the_next_one_runs(
     caplog: pytest.LogCaptureFixture,
 ) -> None:
@@ -58,7 +50,9 @@ async def test_a_failed_sweep_is_logged_and_the_next_one_runs(
     job = janitor(store, batch=5, every_s=0.01)
     with caplog.at_level(logging.INFO, logger="hub.janitor"):
         async with job:
-            await until(lambda: len(store.calls) >= 3)
+            await eventually(
+                lambda: len(store.calls) >= 3, "three batches", timeout=5.0, every=0.001
+            )
     messages = [r.getMessage() for r in caplog.records]
     assert messages[:2] == ["deleting old imports failed", "deleted old imports"]
     assert caplog.records[0].error == "OSError: disk gone"  # type: ignore[attr-defined]
@@ -70,7 +64,7 @@ async def test_stop_ends_the_job_and_may_be_called_twice() -> None:
     job = janitor(store)
     job.start()
     job.start()  # already running: no second job
-    await until(lambda: len(store.calls) == 1)
+    await eventually(lambda: len(store.calls) == 1, "one sweep", timeout=5.0, every=0.001)
     await job.stop()
     await job.stop()
     assert len(store.calls) == 1

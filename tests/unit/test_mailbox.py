@@ -6,18 +6,20 @@ import asyncio
 from collections.abc import Callable
 
 from hub.mailbox import Mailbox, Outbox
+from tests.poll import eventually
 
 
-async def until(condition: Callable[[], bool], timeout: float = 2.0) -> None:
-    """Poll against a deadline; the loop turns are what the outbox needs to run."""
-    async with asyncio.timeout(timeout):
-        while not condition():  # noqa: ASYNC110 - nothing here to wait on but loop turns
-            await asyncio.sleep(0)
+async def until(condition: Callable[[], bool], what: str) -> None:
+    """Poll against a deadline, a loop turn at a time: the turns are what the outbox needs."""
+    await eventually(condition, what, timeout=2.0, every=0)
 
 
 async def settle(outbox: Outbox, *boxes: Mailbox) -> None:
     """Every mailbox written out, with no task of its own."""
-    await until(lambda: not any(len(b) or b.writer is not None or b.scheduled for b in boxes))
+    await until(
+        lambda: not any(len(b) or b.writer is not None or b.scheduled for b in boxes),
+        "every mailbox written out",
+    )
 
 
 async def test_order_and_replacement() -> None:
@@ -111,7 +113,7 @@ async def test_a_failed_send_closes_the_mailbox() -> None:
     box = Mailbox(gone, outbox)
     box.put("hello")
     box.put("again")
-    await until(lambda: box.closed)
+    await until(lambda: box.closed, "the mailbox closed")
     assert len(box) == 0
 
 
@@ -129,9 +131,9 @@ async def test_close_while_pushed_back_cancels_the_send() -> None:
     box = Mailbox(slow, outbox)
     box.put("one")
     box.put("two")
-    await until(lambda: box.writer is not None)
+    await until(lambda: box.writer is not None, "a writer task")
     writer = box.writer
     assert writer is not None
     box.close()
-    await until(writer.done)
+    await until(writer.done, "the writer task done")
     assert finished == ["one"] and box.writer is None
