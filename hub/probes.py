@@ -25,18 +25,27 @@ class Probes:
     loop cannot turn the hub into a stream of upstream requests.
     """
 
-    def __init__(self, sources: dict[str, Source], store: Store, limit: int) -> None:
+    def __init__(
+        self,
+        sources: dict[str, Source],
+        store: Store,
+        limit: int,
+        queue: QueueDriver,
+        dispatch: Dispatch,
+    ) -> None:
         self.sources = sources
         self.store = store
         self.limit = limit
+        self.queue = queue
+        self.dispatch = dispatch
         self._tasks: dict[str, asyncio.Task[None]] = {}
         self._per_source: dict[str, int] = {}
 
-    def start(self, entry: Entry, queue: QueueDriver, dispatch: Dispatch) -> None:
+    def start(self, entry: Entry) -> None:
         if entry.import_id in self._tasks or self._per_source.get(entry.source, 0) >= self.limit:
             return
         self._per_source[entry.source] = self._per_source.get(entry.source, 0) + 1
-        task = asyncio.create_task(self._probe(entry, queue, dispatch), name="probe")
+        task = asyncio.create_task(self._probe(entry), name="probe")
         self._tasks[entry.import_id] = task
         task.add_done_callback(lambda _t: self._done(entry))
 
@@ -52,17 +61,17 @@ class Probes:
         self._tasks.pop(entry.import_id, None)
         self._per_source[entry.source] -= 1
 
-    async def _probe(self, entry: Entry, queue: QueueDriver, dispatch: Dispatch) -> None:
+    async def _probe(self, entry: Entry) -> None:
         source = self.sources[entry.source]
         try:
             cursor = await self.store.get_cursor(entry.source, entry.username)
             pages = await source.probe(entry.username, cursor)
         except HubError as exc:
             if exc.code == "player_not_found":
-                dispatch(await queue.abort(entry.import_id, "player_not_found"))
+                self.dispatch(await self.queue.abort(entry.import_id, "player_not_found"))
             return  # the import itself will meet and report any other failure
         except Exception:
             log.exception("size probe failed", extra={"import_id": entry.import_id})
             return
         if pages is not None:
-            dispatch(await queue.sized(entry.import_id, pages))
+            self.dispatch(await self.queue.sized(entry.import_id, pages))

@@ -100,7 +100,9 @@ class Runner:
             try:
                 await self.rows.written(entry.import_id)
             except asyncio.CancelledError:  # stopped before it began: still say so
-                await asyncio.shield(self._interrupted(entry.import_id))
+                await asyncio.shield(
+                    self.record_end(entry.import_id, "failed", "interrupted", INTERRUPTED)
+                )
                 raise
             outcome = await run_import(
                 entry.import_id,
@@ -118,7 +120,7 @@ class Runner:
                 raise  # the hub is shutting down
             asyncio.current_task().uncancel()  # type: ignore[union-attr]
             outcome = Outcome(state="cancelled", code="cancelled", message=CUT_SHORT)
-            await self._cancelled(entry.import_id)
+            await self.record_end(entry.import_id, "cancelled", "cancelled", CUT_SHORT)
         except HubError as exc:  # the row never reached the database
             outcome = Outcome(state="failed", code=exc.code, message=exc.message)
             unwritten = True
@@ -134,22 +136,13 @@ class Runner:
             final = self._final(entry, run, outcome, unwritten)
         return outcome, final
 
-    async def _cancelled(self, import_id: str) -> None:
-        try:
-            await self.store.finish_import(
-                import_id, "cancelled", self.wall(), "cancelled", CUT_SHORT
-            )
-        except Exception as exc:
-            log.warning("could not record a cancel", extra={"error": str(exc)})
-
-    async def _interrupted(self, import_id: str) -> None:
+    async def record_end(self, import_id: str, state: str, code: str, message: str) -> None:
+        """Write how an import ended, once its row is; a failure costs only the history row."""
         try:
             await self.rows.written(import_id)
-            await self.store.finish_import(
-                import_id, "failed", self.wall(), "interrupted", INTERRUPTED
-            )
+            await self.store.finish_import(import_id, state, self.wall(), code, message)
         except Exception as exc:
-            log.warning("could not record an interruption", extra={"error": str(exc)})
+            log.warning("could not record the end of an import", extra={"error": str(exc)})
 
     def _page(self, run: Running, page: int, pages: int, games: int) -> None:
         entry, now = run.entry, self.clock()

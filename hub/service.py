@@ -76,7 +76,7 @@ class ImportHub:
         self.runner = Runner(
             store, sources, queue, fanout, self.rows, self.clock, wall, self.metrics
         )
-        self.probes = Probes(sources, store, settings.probes_queued)
+        self.probes = Probes(sources, store, settings.probes_queued, queue, self.dispatch)
         self.repairs: set[str] = set()  # waiting imports asked for as repairs
         self.outages = (
             None if breakers is None else Outages(breakers, sources, queue, self.dispatch)
@@ -183,7 +183,7 @@ class ImportHub:
             self._greet(client, entry)
         elif entry.state == "waiting":
             self.fanout.greet(client, entry)
-            self.probes.start(entry, self.queue, self.dispatch)
+            self.probes.start(entry)
         self.dispatch(events)
 
     def _refusal(self, exc: Refused) -> str:
@@ -365,14 +365,7 @@ class ImportHub:
         self.fanout.to_import(d.import_id, final)
         if d.reason != "storage_unavailable":
             state = "cancelled" if d.reason == "cancelled" else "failed"
-            self._background(self._record_end(d.import_id, state, d.reason, message))
-
-    async def _record_end(self, import_id: str, state: str, code: str, message: str) -> None:
-        try:
-            await self.rows.written(import_id)
-            await self.store.finish_import(import_id, state, self.wall(), code, message)
-        except Exception as exc:
-            log.warning("could not record the end of an import", extra={"error": str(exc)})
+            self._background(self.runner.record_end(d.import_id, state, d.reason, message))
 
     async def _ended_elsewhere(self, d: RemoteEnded) -> None:
         """Tell local followers how an import that ran on another replica ended."""

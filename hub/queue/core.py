@@ -561,14 +561,21 @@ class Slots:
         when, raw, shown, low, high = entry.graded
         self.accuracy.record(raw, shown, low, high, now - when)
 
-    def _release(self, ticket: str, now: float, cancelled: bool) -> list[Decision]:
-        held = self.tickets.pop(ticket)
+    def _drop_ticket(self, ticket: str) -> Ticket | None:
+        """Forget a ticket, and give its address's place back."""
+        held = self.tickets.pop(ticket, None)
         self._detached.pop(ticket, None)
-        left = self.per_address.get(held.address, 1) - 1
-        if left > 0:
-            self.per_address[held.address] = left
-        else:
-            self.per_address.pop(held.address, None)
+        if held is not None:
+            left = self.per_address.get(held.address, 1) - 1
+            if left > 0:
+                self.per_address[held.address] = left
+            else:
+                self.per_address.pop(held.address, None)
+        return held
+
+    def _release(self, ticket: str, now: float, cancelled: bool) -> list[Decision]:
+        held = self._drop_ticket(ticket)
+        assert held is not None, "released twice"
         entry = self.entries.get(held.import_id)
         decisions: list[Decision] = [Release(ticket)]
         if entry is None:
@@ -618,14 +625,7 @@ class Slots:
         if self.by_key.get(key) == entry.import_id:  # not a newer import of the same player
             del self.by_key[key]
         for ticket in entry.tickets:
-            held = self.tickets.pop(ticket, None)
-            self._detached.pop(ticket, None)
-            if held is not None:
-                left = self.per_address.get(held.address, 1) - 1
-                if left > 0:
-                    self.per_address[held.address] = left
-                else:
-                    self.per_address.pop(held.address, None)
+            self._drop_ticket(ticket)
 
     def admit(self, now: float) -> list[Decision]:
         """Fill free slots by the rules; drivers call it after loading saved state."""
